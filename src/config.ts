@@ -1,0 +1,227 @@
+/**
+ * Every setting Ayni reads, parsed once from the environment with one zod schema.
+ * Nothing else in the code base reads process.env: take a `Config` instead.
+ */
+import { z } from 'zod';
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      const s = v.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+      if (['0', 'false', 'no', 'off'].includes(s)) return false;
+      ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+      return z.NEVER;
+    });
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const url = (fallback?: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const value = v === undefined || v === '' ? fallback : v.trim();
+      if (value === undefined) return undefined;
+      try {
+        const u = new URL(value);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+        return value.replace(/\/+$/, '');
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
+        return z.NEVER;
+      }
+    });
+
+export type DatabaseSetting =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'postgresql'; url: string; dbName: string };
+
+/** Parses DATABASE_URL: `sqlite:PATH`, `file:PATH`, `postgres://…` or `postgresql://…`. */
+export function parseDatabaseUrl(value: string): DatabaseSetting | undefined {
+  const v = value.trim();
+  const sqlite = /^(?:sqlite|file):(?:\/\/)?(.+)$/i.exec(v);
+  if (sqlite) return { kind: 'sqlite', file: sqlite[1] };
+  if (/^postgres(?:ql)?:\/\//i.test(v)) {
+    try {
+      const u = new URL(v);
+      const dbName = decodeURIComponent(u.pathname.replace(/^\//, ''));
+      if (!u.hostname || !dbName) return undefined;
+      return { kind: 'postgresql', url: v, dbName };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+const languageCode = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const s = (v ?? '').trim() || 'es';
+    if (!/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(s)) {
+      ctx.addIssue({ code: 'custom', message: 'must be a BCP 47 language code such as es or en' });
+      return z.NEVER;
+    }
+    return s;
+  });
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).optional().default('development'),
+    HOST: z.string().optional().default('0.0.0.0'),
+    PORT: int(3000, 1, 65535),
+    PUBLIC_URL: url(),
+    DATABASE_URL: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        const parsed = parseDatabaseUrl(v === undefined || v === '' ? 'sqlite:./data/ayni.sqlite' : v);
+        if (!parsed) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'must be sqlite:PATH (for example sqlite:./data/ayni.sqlite) or postgres://USER@HOST:PORT/DATABASE',
+          });
+          return z.NEVER;
+        }
+        return parsed;
+      }),
+    DATABASE_POOL_SIZE: int(10, 1, 200),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
+    BODY_LIMIT_KB: int(1024, 1, 100 * 1024),
+    SESSION_TTL_HOURS: int(12, 1, 24 * 30),
+    COOKIE_SECURE: z.enum(['auto', 'true', 'false']).optional().default('auto'),
+    LOGIN_MAX_FAILURES: int(5, 1, 1000),
+    LOGIN_LOCK_MINUTES: int(15, 1, 24 * 60),
+    ADMIN_EMAIL: z.string().optional().default('admin@ayni.local').pipe(z.email({ message: 'must be an e-mail address' })),
+    ADMIN_PASSWORD: optionalText.pipe(
+      z.string().min(12, { message: 'must be at least 12 characters' }).optional(),
+    ),
+    RUN_SCHEDULER: bool(true),
+    DEFAULT_LANGUAGE: languageCode,
+    DEFAULT_COUNTRY: z
+      .string()
+      .optional()
+      .default('PE')
+      .transform((v) => v.trim().toUpperCase())
+      .pipe(z.string().regex(/^[A-Z]{2}$/, { message: 'must be a two-letter ISO country code such as PE' })),
+    DEFAULT_TIMEZONE: z
+      .string()
+      .optional()
+      .default('America/Lima')
+      .refine(isTimeZone, { message: 'must be an IANA time zone such as America/Lima' }),
+
+    WHATSAPP_API_URL: url('https://graph.facebook.com/v23.0'),
+    WHATSAPP_ACCESS_TOKEN: optionalText,
+    WHATSAPP_PHONE_NUMBER_ID: optionalText,
+    WHATSAPP_APP_SECRET: optionalText,
+    WHATSAPP_VERIFY_TOKEN: optionalText,
+
+    TWILIO_API_URL: url('https://api.twilio.com'),
+    TWILIO_ACCOUNT_SID: optionalText,
+    TWILIO_AUTH_TOKEN: optionalText,
+    TWILIO_FROM: optionalText,
+    TWILIO_MESSAGING_SERVICE_SID: optionalText,
+
+    AFRICASTALKING_API_URL: url('https://api.africastalking.com'),
+    AFRICASTALKING_USERNAME: optionalText,
+    AFRICASTALKING_API_KEY: optionalText,
+    AFRICASTALKING_FROM: optionalText,
+    AFRICASTALKING_WEBHOOK_SECRET: optionalText,
+  })
+  .superRefine((c, ctx) => {
+    const groups: [string, string[]][] = [
+      ['WHATSAPP', ['WHATSAPP_ACCESS_TOKEN', 'WHATSAPP_PHONE_NUMBER_ID', 'WHATSAPP_APP_SECRET', 'WHATSAPP_VERIFY_TOKEN']],
+      ['TWILIO', ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN']],
+      ['AFRICASTALKING', ['AFRICASTALKING_USERNAME', 'AFRICASTALKING_API_KEY', 'AFRICASTALKING_WEBHOOK_SECRET']],
+    ];
+    const rec = c as unknown as Record<string, unknown>;
+    for (const [, names] of groups) {
+      const set = names.filter((n) => rec[n] !== undefined);
+      if (set.length > 0 && set.length < names.length) {
+        for (const n of names.filter((n) => rec[n] === undefined)) {
+          ctx.addIssue({ code: 'custom', path: [n], message: `is required when ${set.join(', ')} is set` });
+        }
+      }
+    }
+    if (c.TWILIO_ACCOUNT_SID && !c.TWILIO_FROM && !c.TWILIO_MESSAGING_SERVICE_SID) {
+      ctx.addIssue({ code: 'custom', path: ['TWILIO_FROM'], message: 'or TWILIO_MESSAGING_SERVICE_SID is required when TWILIO_ACCOUNT_SID is set' });
+    }
+    if (c.AFRICASTALKING_WEBHOOK_SECRET && c.AFRICASTALKING_WEBHOOK_SECRET.length < 16) {
+      ctx.addIssue({ code: 'custom', path: ['AFRICASTALKING_WEBHOOK_SECRET'], message: 'must be at least 16 characters' });
+    }
+  });
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+type Parsed = z.output<typeof schema>;
+
+export interface Config extends Omit<Parsed, 'PUBLIC_URL' | 'COOKIE_SECURE'> {
+  PUBLIC_URL: string;
+  COOKIE_SECURE: boolean;
+  /** Names of the channels whose credentials are complete. The simulator is always present. */
+  channels: { whatsapp: boolean; twilio: boolean; africastalking: boolean };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+/** Every variable the schema knows, for the README table and for `ayni config`. */
+export const settingNames = Object.keys(schema.shape);
+
+/** Parses the given environment (default: process.env). Throws ConfigError listing one line per problem. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? 'configuration');
+      const message = issue.code === 'invalid_value' ? `must be one of ${issue.values.join(', ')}` : issue.message;
+      return `${name}: ${message}`;
+    });
+    throw new ConfigError([...new Set(problems)]);
+  }
+  const c = result.data;
+  const publicUrl = c.PUBLIC_URL ?? `http://localhost:${c.PORT}`;
+  return {
+    ...c,
+    PUBLIC_URL: publicUrl,
+    COOKIE_SECURE: c.COOKIE_SECURE === 'auto' ? publicUrl.startsWith('https:') : c.COOKIE_SECURE === 'true',
+    channels: {
+      whatsapp: Boolean(c.WHATSAPP_ACCESS_TOKEN),
+      twilio: Boolean(c.TWILIO_ACCOUNT_SID),
+      africastalking: Boolean(c.AFRICASTALKING_API_KEY),
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/** Rendering a console page for the current staff user: locale, navigation, CSRF token, flash message. */
+import type { Ctx } from '../http/context.js';
+import { csrfToken } from '../http/auth.js';
+import { forbidden } from '../http/errors.js';
+import type { Permission } from '../staff/roles.js';
+import { LOCALES, type Locale, type Renderer } from './render.js';
+
+export interface NavItem {
+  href: string;
+  /** key in templates/console/locales/*.json */
+  label: string;
+  permission: Permission | null;
+}
+
+/** The console's navigation. Each domain adds its pages here, in menu order. */
+export const NAV: NavItem[] = [
+  { href: '/', label: 'nav.home', permission: null },
+  { href: '/staff/users', label: 'nav.users', permission: 'staff.manage' },
+  { href: '/staff/tokens', label: 'nav.tokens', permission: 'staff.manage' },
+  { href: '/audit', label: 'nav.audit', permission: 'audit.read' },
+];
+
+const FLASH_COOKIE = 'ayni_flash';
+
+export function localeOf(ctx: Ctx): Locale {
+  const fromSession = ctx.state.session?.locale;
+  if (fromSession && (LOCALES as readonly string[]).includes(fromSession)) return fromSession as Locale;
+  const chosen = ctx.cookies.get('ayni_lang');
+  if (chosen && (LOCALES as readonly string[]).includes(chosen)) return chosen as Locale;
+  return (ctx.acceptsLanguages([...LOCALES]) || 'en') as Locale;
+}
+
+/** Leaves a one-line message (a locale key, never personal data) for the next page. */
+export function flash(ctx: Ctx, key: string, kind: 'ok' | 'error' = 'ok'): void {
+  ctx.cookies.set(FLASH_COOKIE, `${kind}:${key}`, { httpOnly: true, sameSite: 'lax', secure: ctx.services.config.COOKIE_SECURE, maxAge: 60_000 });
+}
+
+export function render(ctx: Ctx, renderer: Renderer, page: string, data: Record<string, unknown> = {}, status = 200): void {
+  const locale = localeOf(ctx);
+  const raw = ctx.cookies.get(FLASH_COOKIE);
+  if (raw) ctx.cookies.set(FLASH_COOKIE, null);
+  const [kind, key] = raw ? raw.split(':', 2) : [];
+  const perms = ctx.state.permissions ?? [];
+  const nav = ctx.state.session
+    ? NAV.filter((n) => n.permission === null || perms.includes(n.permission)).map((n) => ({
+        ...n,
+        current: n.href === '/' ? ctx.path === '/' : ctx.path.startsWith(n.href),
+      }))
+    : [];
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.body = renderer.render(page, {
+    ...data,
+    locale,
+    otherLocale: locale === 'en' ? 'es' : 'en',
+    user: ctx.state.session ? { name: ctx.state.session.name, role: ctx.state.actor?.role } : null,
+    permissions: perms,
+    nav,
+    csrf: csrfToken(ctx),
+    flash: key ? { kind, message: renderer.t(locale, key) } : null,
+    path: ctx.path,
+  });
+}
+
+/** For console routes: signed-in staff with the permission, else the login page or a 403 page. */
+export function needs(permission: Permission | null) {
+  return async (ctx: Ctx, next: () => Promise<unknown>) => {
+    if (!ctx.state.session) {
+      ctx.redirect(`/login?next=${encodeURIComponent(ctx.originalUrl)}`);
+      return;
+    }
+    if (permission && !ctx.state.permissions?.includes(permission)) {
+      ctx.state.html = true;
+      throw forbidden();
+    }
+    return next();
+  };
+}

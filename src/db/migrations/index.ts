@@ -1,0 +1,9 @@
+/**
+ * Every migration, in the order it applies. Append new ones at the end; never edit one that
+ * has shipped. Names start with a UTC timestamp so that they sort in order.
+ */
+import { Migration20261122000100_staff } from './Migration20261122000100_staff.js';
+
+export const migrationsList = [
+  { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
+];

@@ -1,0 +1,118 @@
+/**
+ * The data layer: MikroORM over SQLite (default, a file under ./data/) or PostgreSQL.
+ *
+ * Domains define their tables as EntitySchemas and their schema changes as migrations in
+ * src/db/migrations/. Hot paths (fan-out, dispatch, counts) use the Knex query builder that
+ * MikroORM exposes, always with bound parameters: no SQL text is ever built from values.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { MikroORM, type Options } from '@mikro-orm/core';
+import type { EntityManager, Knex } from '@mikro-orm/knex';
+import { SqliteDriver } from '@mikro-orm/sqlite';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+import type { DatabaseSetting } from '../config.js';
+import { entities } from './entities.js';
+import { migrationsList } from './migrations/index.js';
+
+export type Orm = MikroORM;
+export type { EntityManager, Knex };
+
+export interface Database {
+  orm: Orm;
+  kind: DatabaseSetting['kind'];
+  /** A fresh, request-scoped entity manager. */
+  em(): EntityManager;
+  /** The Knex instance for set-based queries (bound parameters only). */
+  knex: Knex;
+  close(): Promise<void>;
+}
+
+/** Per-connection SQLite settings: WAL for concurrent readers, enforced foreign keys, erased bytes zeroed. */
+const SQLITE_PRAGMAS = [
+  'PRAGMA journal_mode = WAL',
+  'PRAGMA foreign_keys = ON',
+  'PRAGMA secure_delete = ON',
+  'PRAGMA synchronous = NORMAL',
+  'PRAGMA busy_timeout = 10000',
+];
+
+interface Sqlite3Connection {
+  exec(sql: string, cb: (err: Error | null) => void): void;
+}
+
+export function ormOptions(setting: DatabaseSetting, opts: { poolSize?: number; debug?: boolean } = {}): Options {
+  const common: Options = {
+    entities,
+    discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
+    extensions: [Migrator],
+    migrations: {
+      migrationsList,
+      tableName: 'ayni_migrations',
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+      silent: true,
+    },
+    debug: opts.debug ?? false,
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    ensureDatabase: false,
+  };
+  if (setting.kind === 'sqlite') {
+    const file = setting.file === ':memory:' ? ':memory:' : resolve(setting.file);
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    return {
+      ...common,
+      driver: SqliteDriver,
+      dbName: file,
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate: (conn: Sqlite3Connection, done: (err: Error | null, conn: unknown) => void) => {
+          conn.exec(SQLITE_PRAGMAS.join(';'), (err) => done(err, conn));
+        },
+      },
+    };
+  }
+  return {
+    ...common,
+    driver: PostgreSqlDriver,
+    clientUrl: setting.url,
+    pool: { min: 0, max: opts.poolSize ?? 10 },
+  };
+}
+
+export async function openDatabase(setting: DatabaseSetting, opts: { poolSize?: number; migrate?: boolean } = {}): Promise<Database> {
+  const orm = await MikroORM.init(ormOptions(setting, opts));
+  const db: Database = {
+    orm,
+    kind: setting.kind,
+    em: () => orm.em.fork() as EntityManager,
+    knex: (orm.em as EntityManager).getKnex(),
+    close: () => orm.close(true),
+  };
+  if (opts.migrate !== false) await migrate(db);
+  return db;
+}
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrate(db: Database): Promise<string[]> {
+  const applied = await db.orm.getMigrator().up();
+  return applied.map((m) => m.name);
+}
+
+export async function pendingMigrations(db: Database): Promise<string[]> {
+  return (await db.orm.getMigrator().getPendingMigrations()).map((m) => m.name);
+}
+
+/** True when the database answers a trivial query. */
+export async function ping(db: Database): Promise<boolean> {
+  try {
+    await db.knex.raw('select 1');
+    return true;
+  } catch {
+    return false;
+  }
+}

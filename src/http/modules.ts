@@ -1,0 +1,23 @@
+/**
+ * The domains that make up the service. Each contributes API routes, console pages and
+ * (for channels) webhooks; add a domain here and it is served.
+ */
+import type Router from '@koa/router';
+import type { Api } from './api.js';
+import type { AppState } from './context.js';
+import type { Renderer } from '../console/render.js';
+import { registerStaffApi } from '../staff/api.js';
+import { consoleRouter } from '../console/routes.js';
+
+export interface Module {
+  name: string;
+  api?: (api: Api) => void;
+  /** Console pages (signed-in staff, CSRF-protected forms). */
+  console?: (renderer: Renderer) => Router<AppState>;
+  /** Routes with their own authentication, e.g. provider webhooks (no session, no CSRF). */
+  open?: () => Router<AppState>;
+}
+
+export const modules: Module[] = [
+  { name: 'staff', api: registerStaffApi, console: consoleRouter },
+];
