@@ -3,7 +3,11 @@
  * has shipped. Names start with a UTC timestamp so that they sort in order.
  */
 import { Migration20261122000100_staff } from './Migration20261122000100_staff.js';
+import { Migration20261122000200_contacts } from './Migration20261122000200_contacts.js';
+import { Migration20261122000300_messaging } from './Migration20261122000300_messaging.js';
 
 export const migrationsList = [
   { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
+  { name: 'Migration20261122000200_contacts', class: Migration20261122000200_contacts },
+  { name: 'Migration20261122000300_messaging', class: Migration20261122000300_messaging },
 ];
