@@ -1,0 +1,68 @@
+/**
+ * The one small interface every provider adapter implements (WhatsApp Cloud API, Twilio,
+ * Africa's Talking, the simulator): send, parse inbound, parse status, verify. The dispatcher
+ * and the webhooks know only this.
+ */
+import type { ChannelName, Medium, OutboundContent, ParsedInbound } from '../messaging/types.js';
+
+/** How the dispatcher must treat a provider error. */
+export type ErrorClass =
+  | 'throttled' // back off, retry later without counting an attempt
+  | 'transient' // retry with backoff, then fail
+  | 'permanent' // fail now
+  | 'opted_out' // the provider says this person opted out: stop the contact on this channel
+  | 'window_closed' // WhatsApp 131047: outside the 24-hour window, a template is needed
+  | 'auth'; // credentials or configuration: alert, keep the message queued
+
+export interface ProviderError {
+  class: ErrorClass;
+  code: string;
+  detail: string;
+  retryAfterMs?: number;
+}
+
+export interface SendRequest {
+  /** E.164 phone, or Meta user_id for WhatsApp username users. */
+  to: string;
+  toKind: 'phone' | 'wa_user';
+  content: OutboundContent;
+  /** Echoed back in status callbacks where the provider supports it (WhatsApp biz_opaque_callback_data). */
+  callbackData?: string;
+}
+
+export type SendResult = { ok: true; providerId: string; segments?: number } | { ok: false; error: ProviderError };
+
+/** A delivery status as a provider reports it. Statuses only move forward: sent → delivered → read; failed is final. */
+export interface StatusUpdate {
+  channel: ChannelName;
+  providerId: string;
+  status: 'sent' | 'delivered' | 'read' | 'failed';
+  at: Date;
+  error?: ProviderError;
+  callbackData?: string;
+}
+
+export interface WebhookRequest {
+  method: string;
+  /** The path as the provider called it, e.g. /webhooks/twilio/status */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  rawBody: string;
+  /** Parsed form or JSON body. */
+  body: unknown;
+  query: Record<string, unknown>;
+}
+
+export type WebhookResult =
+  | { ok: true; messages: ParsedInbound[]; statuses: StatusUpdate[] }
+  | { ok: false; status: 400 | 401 | 403; reason: string };
+
+export interface ChannelAdapter {
+  readonly name: ChannelName;
+  readonly medium: Medium;
+  /** Messages per second the provider allows this sender (SMS: segments per second). */
+  readonly ratePerSecond: number;
+  send(req: SendRequest): Promise<SendResult>;
+  /** Verifies the request's signature (or path secret) and parses its messages and statuses. */
+  parseWebhook(req: WebhookRequest): WebhookResult;
+}
