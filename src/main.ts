@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import { boot } from './boot.js';
 import { createApp } from './http/app.js';
 import { ensureFirstAdmin } from './staff/service.js';
+import { startScheduler } from './jobs/scheduler.js';
 
 async function main(): Promise<void> {
   const { config, log, db } = await boot();
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(lines.join('\n') + '\n\n');
   log.info({ port: config.PORT }, 'listening');
+  const scheduler = await startScheduler({ config, db, log });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     const forced = setTimeout(() => process.exit(1), 30_000);
     forced.unref();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), scheduler.stop()]);
     await db.close();
     clearTimeout(forced);
     process.exit(0);

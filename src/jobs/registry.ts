@@ -1,0 +1,29 @@
+/**
+ * Every scheduled job. Each entry names a job file in this folder (without extension) whose top level
+ * is one `runJob(...)` call to a domain service. Later issues append their jobs here.
+ *
+ * Timing: `interval` is milliseconds or a duration such as '1h', '15m', '30s'; `cron` is a cron
+ * expression in the programme's time zone (DEFAULT_TIMEZONE). `firstRunAfter` runs the job once that
+ * long after start-up, then on its interval; without it the first run is one interval after start-up.
+ */
+export interface JobDefinition {
+  /** Unique; also the key of the job's advisory lock and the `job` column of job_runs. */
+  name: string;
+  /** Job file: a module name in src/jobs/ (e.g. 'purge-sessions'), or an absolute path to a .js/.mjs file. */
+  file: string;
+  interval?: number | string;
+  cron?: string;
+  firstRunAfter?: number | string;
+  /** One line for operators: what the job does. */
+  summary: string;
+}
+
+export const jobs: JobDefinition[] = [
+  {
+    name: 'purge-sessions',
+    file: 'purge-sessions',
+    interval: '1h',
+    firstRunAfter: '1m',
+    summary: 'Deletes expired console sessions and login attempts older than 30 days',
+  },
+];
