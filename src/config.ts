@@ -119,6 +119,16 @@ const schema = z
       z.string().min(12, { message: 'must be at least 12 characters' }).optional(),
     ),
     RUN_SCHEDULER: bool(true),
+    // The outbox dispatcher (src/messaging/dispatcher.ts): one loop per process.
+    RUN_DISPATCHER: bool(true),
+    DISPATCH_CONCURRENCY: int(128, 1, 1024), // provider requests in flight at once
+    DISPATCH_BATCH_SIZE: int(500, 1, 5000), // outbox rows claimed per query
+    DISPATCH_MAX_ATTEMPTS: int(5, 1, 50), // transient errors are retried until this many attempts
+    DISPATCH_CLAIM_TIMEOUT_SECONDS: int(60, 2, 3600), // a claim not renewed for this long belonged to a dead process
+    SMS_FALLBACK: bool(true), // send by SMS when WhatsApp cannot carry a message (outside the 24-hour window)
+    WHATSAPP_RATE_PER_SECOND: int(80, 1, 100_000),
+    TWILIO_RATE_PER_SECOND: int(10, 1, 100_000), // segments per second
+    AFRICASTALKING_RATE_PER_SECOND: int(10, 1, 100_000), // segments per second
     DEFAULT_LANGUAGE: languageCode,
     DEFAULT_COUNTRY: z
       .string()
