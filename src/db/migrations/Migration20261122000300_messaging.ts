@@ -46,15 +46,32 @@ export class Migration20261122000300_messaging extends SchemaMigration {
           t.smallint('segments').nullable();
           t.datetime('created_at', { useTz: true }).notNullable();
           t.datetime('status_at', { useTz: true }).nullable();
+          // Re-queued from a dead process's claim: it may already have reached the person once.
+          t.boolean('possible_duplicate').notNullable().defaultTo(false);
           t.index(['status', 'priority', 'id']);
           t.index(['provider_id']);
           t.index(['contact_id']);
           t.unique(['broadcast_id', 'contact_id']);
+        })
+        .createTable('outbox_status_early', (t) => {
+          // A provider status that arrived before the dispatcher recorded the provider id it names
+          // (the dispatcher writes results in batches). Applied when the id is recorded; kept an hour.
+          t.increments('id').primary();
+          t.string('channel', 24).notNullable();
+          t.string('provider_id', 200).notNullable();
+          t.string('status', 16).notNullable();
+          t.datetime('at', { useTz: true }).notNullable();
+          t.string('error_class', 16).nullable();
+          t.string('error_code', 32).nullable();
+          t.string('error_detail', 300).nullable();
+          t.datetime('received_at', { useTz: true }).notNullable();
+          t.index(['provider_id']);
+          t.index(['received_at']);
         }),
     );
   }
 
   override async down(): Promise<void> {
-    this.schema((s) => s.dropTableIfExists('outbox').dropTableIfExists('inbound_messages'));
+    this.schema((s) => s.dropTableIfExists('outbox_status_early').dropTableIfExists('outbox').dropTableIfExists('inbound_messages'));
   }
 }
