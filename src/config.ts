@@ -142,6 +142,15 @@ const schema = z
       .default('America/Lima')
       .refine(isTimeZone, { message: 'must be an IANA time zone such as America/Lima' }),
 
+    /** Who the messages are from, as people are told in consent prompts and HELP replies. */
+    PROGRAMME_NAME: z.string().optional().transform((v) => (v === undefined || v.trim() === '' ? 'Ayni' : v.trim())).pipe(z.string().max(60, { message: 'must be at most 60 characters' })),
+    /** Secret key for keyed hashes of erased addresses (tombstones). Required in production; never change it. */
+    PSEUDONYM_KEY: optionalText.pipe(z.string().min(32, { message: 'must be at least 32 characters' }).optional()),
+    /** Days before the text of conversations is erased (0 = never). */
+    RETENTION_MESSAGE_DAYS: int(1, 0, 36500),
+    /** Days before a contact with no active consent and no open case loses number, name and fields (0 = never). */
+    RETENTION_UNCONSENTED_DAYS: int(7, 0, 36500),
+
     WHATSAPP_API_URL: url('https://graph.facebook.com/v23.0'),
     WHATSAPP_ACCESS_TOKEN: optionalText,
     WHATSAPP_PHONE_NUMBER_ID: optionalText,
@@ -177,6 +186,9 @@ const schema = z
     }
     if (c.TWILIO_ACCOUNT_SID && !c.TWILIO_FROM && !c.TWILIO_MESSAGING_SERVICE_SID) {
       ctx.addIssue({ code: 'custom', path: ['TWILIO_FROM'], message: 'or TWILIO_MESSAGING_SERVICE_SID is required when TWILIO_ACCOUNT_SID is set' });
+    }
+    if (c.NODE_ENV === 'production' && !c.PSEUDONYM_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['PSEUDONYM_KEY'], message: 'is required in production: a random secret of at least 32 characters (for example from `openssl rand -hex 32`), kept outside the database and never changed' });
     }
     if (c.AFRICASTALKING_WEBHOOK_SECRET && c.AFRICASTALKING_WEBHOOK_SECRET.length < 16) {
       ctx.addIssue({ code: 'custom', path: ['AFRICASTALKING_WEBHOOK_SECRET'], message: 'must be at least 16 characters' });
