@@ -26,4 +26,10 @@ export const jobs: JobDefinition[] = [
     firstRunAfter: '1m',
     summary: 'Deletes expired console sessions and login attempts older than 30 days',
   },
+  {
+    name: 'retention',
+    file: 'retention',
+    cron: '30 3 * * *',
+    summary: 'Erases conversation text older than RETENTION_MESSAGE_DAYS and the number and name of contacts without consent after RETENTION_UNCONSENTED_DAYS; compacts SQLite',
+  },
 ];
