@@ -28,6 +28,8 @@ export interface SendRequest {
   content: OutboundContent;
   /** Echoed back in status callbacks where the provider supports it (WhatsApp biz_opaque_callback_data). */
   callbackData?: string;
+  /** The message's language: SMS renders the "Reply 1, 2 or 3" line of buttons and lists in it. */
+  language?: string | null;
 }
 
 export type SendResult = { ok: true; providerId: string; segments?: number } | { ok: false; error: ProviderError };
@@ -54,7 +56,8 @@ export interface WebhookRequest {
 }
 
 export type WebhookResult =
-  | { ok: true; messages: ParsedInbound[]; statuses: StatusUpdate[] }
+  /** `ignored`: items of a verified batch that were skipped (reactions, unknown statuses, malformed items). */
+  | { ok: true; messages: ParsedInbound[]; statuses: StatusUpdate[]; ignored?: number }
   | { ok: false; status: 400 | 401 | 403; reason: string };
 
 export interface ChannelAdapter {
