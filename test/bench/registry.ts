@@ -1,0 +1,8 @@
+/**
+ * Every benchmark `npm run bench` knows, in the order it runs them. Each issue appends its own:
+ * a module in test/bench/ default-exporting a `Benchmark` (see types.ts).
+ */
+import type { Benchmark } from './types.js';
+import apiThroughput from './api-throughput.js';
+
+export const benchmarks: Benchmark[] = [apiThroughput];
