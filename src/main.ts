@@ -6,11 +6,13 @@ import type { Server } from 'node:http';
 import { boot } from './boot.js';
 import { createApp } from './http/app.js';
 import { ensureFirstAdmin } from './staff/service.js';
+import { ensureDefaults as ensureContactDefaults } from './contacts/lists.js';
 import { startScheduler } from './jobs/scheduler.js';
 
 async function main(): Promise<void> {
   const { config, log, db } = await boot();
   const first = await ensureFirstAdmin(db, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
+  await ensureContactDefaults(db, config); // the default list, so that a plain JOIN works on a fresh install
   const { app } = createApp({ config, db, log });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));

@@ -15,6 +15,9 @@ export interface NavItem {
 /** The console's navigation. Each domain adds its pages here, in menu order. */
 export const NAV: NavItem[] = [
   { href: '/', label: 'nav.home', permission: null },
+  { href: '/contacts', label: 'nav.contacts', permission: 'contacts.read' },
+  { href: '/lists', label: 'nav.lists', permission: 'reports.read' },
+  { href: '/contact-fields', label: 'nav.contactFields', permission: 'contacts.read' },
   { href: '/staff/users', label: 'nav.users', permission: 'staff.manage' },
   { href: '/staff/tokens', label: 'nav.tokens', permission: 'staff.manage' },
   { href: '/audit', label: 'nav.audit', permission: 'audit.read' },

@@ -8,6 +8,8 @@ import type { AppState } from './context.js';
 import type { Renderer } from '../console/render.js';
 import { registerStaffApi } from '../staff/api.js';
 import { consoleRouter } from '../console/routes.js';
+import { registerContactsApi } from '../contacts/api.js';
+import { contactsConsole } from '../contacts/console.js';
 
 export interface Module {
   name: string;
@@ -20,4 +22,5 @@ export interface Module {
 
 export const modules: Module[] = [
   { name: 'staff', api: registerStaffApi, console: consoleRouter },
+  { name: 'contacts', api: registerContactsApi, console: contactsConsole },
 ];
