@@ -4,5 +4,6 @@
  */
 import type { Benchmark } from './types.js';
 import apiThroughput from './api-throughput.js';
+import segments from './segments.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput];
+export const benchmarks: Benchmark[] = [apiThroughput, segments];

@@ -5,7 +5,9 @@
  * query is counted through `countQuery` (catalog load, compilation, one SQL count), best of 3
  * after a warm-up.
  *
- * Goal: the issue's example segment counts in under a second over 1,000,000 contacts.
+ * Goal: each segment — the issue's example first — counts in under a second over 1,000,000 contacts.
+ * Measured on the 2-core machine (SQLite): example 453 ms, one JSON field 360 ms, list and consent
+ * 344 ms, number and duration 624 ms, or/not/contains 621 ms.
  */
 import { openTestDatabase, testDbKind } from '../helpers/db.js';
 import type { Knex } from '../../src/db/orm.js';
@@ -88,7 +90,7 @@ const benchmark: Benchmark = {
     const { db, close } = await openTestDatabase();
     try {
       const started = performance.now();
-      await generate(db.knex, n); if (process.env.KEEP_DB) { const fs = await import("node:fs"); fs.copyFileSync((db as any).orm.config.get("dbName"), process.env.KEEP_DB); }
+      await generate(db.knex, n);
       const genSeconds = (performance.now() - started) / 1000;
       const rows: Row[] = [row(`segments: generate ${n.toLocaleString('en')} contacts (set-based)`, Number(genSeconds.toFixed(1)), 's')];
       for (const [label, q] of QUERIES) {
@@ -101,7 +103,7 @@ const benchmark: Benchmark = {
           best = Math.min(best, performance.now() - t0);
         }
         if (total === 0) throw new Error(`the "${label}" segment matched nobody: the generated data is wrong`);
-        rows.push(row(`segments: count "${label}" over ${n.toLocaleString('en')} contacts (${total.toLocaleString('en')} match)`, Number(best.toFixed(1)), 'ms', label === 'issue example' ? { atMost: 1000 } : undefined));
+        rows.push(row(`segments: count "${label}" over ${n.toLocaleString('en')} contacts (${total.toLocaleString('en')} match)`, Number(best.toFixed(1)), 'ms', { atMost: 1000 }));
       }
       return rows;
     } finally {

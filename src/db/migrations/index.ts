@@ -6,10 +6,12 @@ import { Migration20261122000100_staff } from './Migration20261122000100_staff.j
 import { Migration20261122000200_contacts } from './Migration20261122000200_contacts.js';
 import { Migration20261122000300_messaging } from './Migration20261122000300_messaging.js';
 import { Migration20261122000600_contacts_consent } from './Migration20261122000600_contacts_consent.js';
+import { Migration20261122010500_segments_imports } from './Migration20261122010500_segments_imports.js';
 
 export const migrationsList = [
   { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
   { name: 'Migration20261122000200_contacts', class: Migration20261122000200_contacts },
   { name: 'Migration20261122000300_messaging', class: Migration20261122000300_messaging },
   { name: 'Migration20261122000600_contacts_consent', class: Migration20261122000600_contacts_consent },
+  { name: 'Migration20261122010500_segments_imports', class: Migration20261122010500_segments_imports },
 ];
