@@ -94,7 +94,9 @@ export async function runRetention(
       result.contactsErased += ids.length;
     }
   }
-  const changed = result.messagesErased + result.repliesErased + result.contactsErased > 0;
+  // Compact after anything erased now, or erased by staff since the last daily run (their bytes may still be in the WAL).
+  const staffErasures = await knex('contacts').where('erased_at', '>=', new Date(now.getTime() - 2 * DAY)).first('id');
+  const changed = result.messagesErased + result.repliesErased + result.contactsErased > 0 || Boolean(staffErasures);
   if (changed && opts.vacuum !== false) result.vacuumed = await compactSqlite(db);
   await audit(db, SYSTEM, { action: 'retention.run', detail: { ...result } });
   return result;

@@ -190,11 +190,13 @@ export const contactsConfirmationStep: RouterStep = async (ctx) => {
   return null; // another domain's question
 };
 
-/** A stopped contact who says YES to a consent question is active again; fresh consent lifts a tombstone. */
+/** A stopped contact who says YES to a consent question is active again; fresh consent lifts a tombstone and an opt-out on this address. */
 async function reactivate(trx: Knex, ctx: InboundContext): Promise<void> {
   await trx('contacts').where('id', ctx.contact.id).where('status', 'stopped').update({ status: 'active', stopped_at: null, updated_at: new Date() });
   if (ctx.contact.status === 'stopped') ctx.contact.status = 'active';
   await clearTombstone(trx, ctx.address.address);
+  // They answered on this address: a provider-level opt-out recorded on it no longer holds.
+  await trx('contact_addresses').where('id', ctx.address.id).update({ opted_out: false });
 }
 
 function welcome(ctx: InboundContext, list: List, language: string): OutboundContent {

@@ -9,6 +9,8 @@ import { ensureDefaults } from '../../src/contacts/lists.js';
 import { OPEN_CASE_QUERIES } from '../../src/contacts/hooks.js';
 import { isTombstoned } from '../../src/contacts/pseudonyms.js';
 import { runRetention } from '../../src/contacts/retention.js';
+import { eraseContact } from '../../src/contacts/rights.js';
+import { SYSTEM } from '../../src/staff/audit.js';
 import { receive } from '../../src/messaging/inbound.js';
 import { ROUTER_STEPS } from '../../src/messaging/steps.js';
 import type { ParsedInbound } from '../../src/messaging/types.js';
@@ -134,7 +136,23 @@ describe('retention', () => {
     const phone = '+51987650790';
     await receive(s, ROUTER_STEPS, [sms(phone, 'texto viejo', new Date(Date.now() - 30 * DAY))]);
     const r = await runRetention(s.db, { RETENTION_MESSAGE_DAYS: 0, RETENTION_UNCONSENTED_DAYS: 0 });
-    expect(r).toMatchObject({ messagesErased: 0, contactsErased: 0, vacuumed: false });
+    expect(r).toMatchObject({ messagesErased: 0, repliesErased: 0, contactsErased: 0 });
     expect(await contactId(phone)).not.toBeNull();
+    expect(await s.db.knex('inbound_messages').where('text', 'texto viejo').first()).toBeTruthy();
+  });
+
+  it.skipIf(testDbKind !== 'sqlite')('compacts the file after a staff erasure, so the erased number leaves the file too', async () => {
+    const phone = '+51987650791';
+    const words = 'vivo en la calle Los Olivos 123 con mis tres hijos';
+    await receive(s, ROUTER_STEPS, [sms(phone, words, new Date())]);
+    const id = (await contactId(phone))!;
+    await s.db.knex.raw('PRAGMA wal_checkpoint(TRUNCATE)');
+    expect(sqliteBytes().includes(Buffer.from(words))).toBe(true);
+    await eraseContact(s.db, SYSTEM, id);
+    const r = await runRetention(s.db, { RETENTION_MESSAGE_DAYS: 0, RETENTION_UNCONSENTED_DAYS: 0 });
+    expect(r.vacuumed).toBe(true);
+    const bytes = sqliteBytes();
+    expect(bytes.includes(Buffer.from(phone.slice(1)))).toBe(false);
+    expect(bytes.includes(Buffer.from(words))).toBe(false);
   });
 });
