@@ -18,6 +18,7 @@ export const NAV: NavItem[] = [
   { href: '/contacts', label: 'nav.contacts', permission: 'contacts.read' },
   { href: '/lists', label: 'nav.lists', permission: 'reports.read' },
   { href: '/contact-fields', label: 'nav.contactFields', permission: 'contacts.read' },
+  { href: '/segments', label: 'nav.segments', permission: 'contacts.read' },
   { href: '/staff/users', label: 'nav.users', permission: 'staff.manage' },
   { href: '/staff/tokens', label: 'nav.tokens', permission: 'staff.manage' },
   { href: '/audit', label: 'nav.audit', permission: 'audit.read' },

@@ -24,6 +24,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 /** Files served under /static/: the console's stylesheet and the charting library from node_modules. */
 const STATIC: Record<string, { file: string; type: string }> = {
   'console.css': { file: join(TEMPLATES, 'console', 'static', 'console.css'), type: 'text/css' },
+  'segments.js': { file: join(TEMPLATES, 'console', 'static', 'segments.js'), type: 'text/javascript' },
 };
 
 export interface BuiltApp {

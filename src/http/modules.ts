@@ -10,6 +10,7 @@ import { registerStaffApi } from '../staff/api.js';
 import { consoleRouter } from '../console/routes.js';
 import { registerContactsApi } from '../contacts/api.js';
 import { contactsConsole } from '../contacts/console.js';
+import { registerSegmentsApi, segmentsConsole } from '../contacts/segments-api.js';
 
 export interface Module {
   name: string;
@@ -23,4 +24,5 @@ export interface Module {
 export const modules: Module[] = [
   { name: 'staff', api: registerStaffApi, console: consoleRouter },
   { name: 'contacts', api: registerContactsApi, console: contactsConsole },
+  { name: 'segments', api: registerSegmentsApi, console: segmentsConsole },
 ];
