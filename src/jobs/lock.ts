@@ -6,6 +6,11 @@
  * another process holds it, this run is skipped. On SQLite (one process by design) the job runs
  * directly; a guard inside the process still keeps two runs of one job from overlapping.
  *
+ * The lock alone keeps runs from overlapping; it does not stop a quick job from running once in each
+ * process, one after the other, on the same tick. So the scheduler also passes `minSpacingMs` (half the
+ * job's period): holding the lock, a run that finds another run of the job started less than that long
+ * ago is skipped too. Together: once per tick, however many processes.
+ *
  * Every attempt is a row in `job_runs` (job, started_at, finished_at, status running|ok|failed|skipped,
  * detail). The detail is a small JSON object of counts and identifiers: never personal data.
  */
@@ -32,6 +37,8 @@ export interface RunExclusiveOptions {
   log?: Logger;
   /** Called once the run holds the lock and its `running` row exists. */
   onStart?: (runId: number) => void;
+  /** Skip (as `skipped`) when a run of this job started less than this many milliseconds ago. */
+  minSpacingMs?: number;
 }
 
 const MAX_DETAIL = 2000;
@@ -101,6 +108,16 @@ async function withAdvisoryLock<T>(knex: Knex, key: string, log: Logger | undefi
 async function runAndRecord(db: Database, jobName: string, fn: () => Promise<JobDetail | void>, opts: RunExclusiveOptions): Promise<JobRunResult> {
   const started = performance.now();
   const now = new Date();
+  if (opts.minSpacingMs && opts.minSpacingMs > 0) {
+    // Runs cut short by a crash (still marked running) do not count: the job runs again.
+    const recent = await db
+      .knex('job_runs')
+      .where({ job: jobName })
+      .whereIn('status', ['ok', 'failed'])
+      .where('started_at', '>', new Date(now.getTime() - opts.minSpacingMs))
+      .first('id');
+    if (recent) return recordSkipped(db, jobName, 'already ran this tick');
+  }
   // Holding the lock (or, on SQLite, being the only process) means no other run of this job is alive:
   // rows still marked running were left by a process that died.
   await db

@@ -10,6 +10,9 @@
  *    tsx is installed; otherwise dist/src/jobs/<file>.js if a build exists; otherwise the job is left out
  *    with a warning (run `npm run build`).
  *
+ * Once per tick: each worker is given half its job's period as `minSpacingMs`, so that with several
+ * processes a quick job runs in the first one whose timer fires and is skipped by the others.
+ *
  * Shutdown (`stop()`): no new runs start; running jobs are told "cancel" (a long job may stop between
  * batches) and are waited for, up to `graceMs`; a job still running then is terminated and its run is
  * recorded as failed.
@@ -89,6 +92,25 @@ function createWorker(filename: string, options: WorkerOptions): Worker {
   return new Worker(code, { ...options, eval: true });
 }
 
+/** bree's own schedule library (a dependency of bree), to know how far apart a cron job's runs are. */
+interface Later {
+  parse: { cron(expr: string, hasSeconds?: boolean): unknown };
+  schedule(s: unknown): { next(count: number, start?: Date): Date[] | Date | 0 };
+}
+const later = createRequire(createRequire(import.meta.url).resolve('bree'))('@breejs/later') as Later;
+
+/** Milliseconds between two runs of a job (the shortest gap of its next few runs for a schedule), or undefined. */
+export function periodMs(def: Pick<JobDefinition, 'interval' | 'cron'>, parseValue: (v: string | number) => unknown): number | undefined {
+  const value = def.cron !== undefined ? later.parse.cron(def.cron) : def.interval !== undefined ? parseValue(def.interval) : undefined;
+  if (typeof value === 'number') return value > 0 ? value : undefined;
+  if (value === undefined || value === null || typeof value !== 'object') return undefined;
+  const next = later.schedule(value).next(4, new Date());
+  if (!Array.isArray(next) || next.length < 2) return undefined;
+  let gap = Infinity;
+  for (let i = 1; i < next.length; i++) gap = Math.min(gap, next[i].getTime() - next[i - 1].getTime());
+  return Number.isFinite(gap) && gap > 0 ? gap : undefined;
+}
+
 function isJobMessage(m: unknown): m is JobMessage {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'ayni:job';
 }
@@ -103,6 +125,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<Scheduler>
   const slog = log.child({ component: 'scheduler' });
 
   const breeJobs: Bree.JobOptions[] = [];
+  const parser = new Bree({ root: false, doRootCheck: false, logger: false });
   for (const def of opts.jobs ?? registeredJobs) {
     const path = resolveJobFile(def.file);
     if (!path) {
@@ -113,6 +136,8 @@ export async function startScheduler(opts: SchedulerOptions): Promise<Scheduler>
     if (def.interval !== undefined) job.interval = def.interval;
     if (def.cron !== undefined) job.cron = def.cron;
     if (def.firstRunAfter !== undefined) job.timeout = def.firstRunAfter;
+    const period = periodMs(def, (v) => parser.parseValue(v));
+    if (period) job.worker = { workerData: { minSpacingMs: Math.floor(period / 2) } };
     breeJobs.push(job);
   }
 

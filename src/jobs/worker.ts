@@ -6,7 +6,7 @@
  * A job file is one call:  await runJob('purge-sessions', ({ db }) => purgeExpiredSessions(db) …)
  * It can also be run by hand, once, outside the scheduler:  node dist/src/jobs/purge-sessions.js
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { configOrExit } from '../boot.js';
 import type { Config } from '../config.js';
@@ -47,8 +47,11 @@ export async function runJob(name: string, fn: (ctx: JobContext) => Promise<JobD
   try {
     db = await openDatabase(config.DATABASE_URL, { poolSize: Math.min(config.DATABASE_POOL_SIZE, WORKER_POOL_SIZE), migrate: false });
     const opened = db;
+    // Set by the scheduler (half the job's period): with several processes, one run per tick.
+    const minSpacingMs = Number((workerData as { minSpacingMs?: unknown } | null)?.minSpacingMs) || undefined;
     const result = await runExclusive(opened, name, () => fn({ config, db: opened, log, signal: controller.signal }), {
       log,
+      minSpacingMs,
       onStart: (runId) => post({ type: 'ayni:job', event: 'started', job: name, runId }),
     });
     post({ type: 'ayni:job', event: 'finished', job: name, runId: result.id, status: result.status, ms: result.ms, detail: result.detail });

@@ -110,6 +110,24 @@ describe('runExclusive', () => {
     expect(JSON.parse(rows[0].detail!)).toEqual({ error: 'interrupted' });
   });
 
+  it('with minSpacingMs, runs a job once per tick: a run soon after another is skipped', async () => {
+    const job = async () => ({ done: 1 });
+    expect((await runExclusive(db, 'test-tick', job, { minSpacingMs: 60_000 })).status).toBe('ok');
+    const again = await runExclusive(db, 'test-tick', job, { minSpacingMs: 60_000 });
+    expect(again).toMatchObject({ status: 'skipped', detail: { reason: 'already ran this tick' } });
+    // without spacing (a run by hand, a test) it runs
+    expect((await runExclusive(db, 'test-tick', job)).status).toBe('ok');
+    // a failed run counts as this tick's run too; it is retried next tick
+    await db.knex('job_runs').where({ job: 'test-tick' }).update({ started_at: new Date(Date.now() - 120_000) });
+    expect((await runExclusive(db, 'test-tick', job, { minSpacingMs: 60_000 })).status).toBe('ok');
+    expect((await runs('test-tick')).map((x) => x.status)).toEqual(['ok', 'skipped', 'ok', 'ok']);
+  });
+
+  it('with minSpacingMs, a run cut short by a crash does not count as this tick\'s run', async () => {
+    await db.knex('job_runs').insert({ job: 'test-tick-crash', started_at: new Date(Date.now() - 1000), finished_at: null, status: 'running', detail: null });
+    expect((await runExclusive(db, 'test-tick-crash', async () => undefined, { minSpacingMs: 60_000 })).status).toBe('ok');
+  });
+
   it('derives a stable 64-bit lock key per job name', () => {
     expect(lockKey('purge-sessions')).toBe(lockKey('purge-sessions'));
     expect(lockKey('purge-sessions')).not.toBe(lockKey('purge-session'));

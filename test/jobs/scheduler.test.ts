@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/orm.js';
 import { toDate } from '../../src/db/values.js';
-import { startScheduler } from '../../src/jobs/scheduler.js';
+import { periodMs, startScheduler } from '../../src/jobs/scheduler.js';
 import type { JobDefinition } from '../../src/jobs/registry.js';
 import { createLogger } from '../../src/log.js';
 import { ROOT } from '../../src/paths.js';
@@ -87,6 +87,25 @@ describe('the scheduler', () => {
     expect(row.status).toBe('failed');
     expect(JSON.parse(row.detail)).toEqual({ error: 'terminated at shutdown' });
     expect(lines.some((l) => l.msg === 'jobs still running at shutdown: terminating them')).toBe(true);
+  });
+
+  it('skips a run when another process already ran the job this tick', async () => {
+    await db.knex('job_runs').insert({ job: 'test-slow', started_at: new Date(Date.now() - 60_000), finished_at: new Date(), status: 'ok', detail: null });
+    const { log, lines } = capturedLog();
+    const scheduler = await startScheduler({ config: config(), db, log, jobs: [slowJob] });
+    await waitFor(async () => lines.some((l) => l.msg === 'job finished'));
+    await scheduler.stop();
+    const rows = await db.knex('job_runs').where({ job: 'test-slow' }).orderBy('id');
+    expect(rows.map((r: { status: string }) => r.status)).toEqual(['ok', 'skipped']);
+    expect(JSON.parse(rows[1].detail)).toEqual({ reason: 'already ran this tick' });
+  });
+
+  it('knows how far apart a job\'s runs are', () => {
+    const parse = (v: string | number) => (typeof v === 'number' ? v : v === '1h' ? 3_600_000 : NaN);
+    expect(periodMs({ interval: '1h' }, parse)).toBe(3_600_000);
+    expect(periodMs({ cron: '30 3 * * *' }, parse)).toBe(86_400_000);
+    expect(periodMs({ cron: '*/5 * * * *' }, parse)).toBe(300_000);
+    expect(periodMs({}, parse)).toBeUndefined();
   });
 
   it('runs nothing when RUN_SCHEDULER is false', async () => {
