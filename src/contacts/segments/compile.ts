@@ -355,25 +355,41 @@ function applyNode(qb: Knex.QueryBuilder, node: Checked, negated: boolean, diale
 
 function applyAtom(qb: Knex.QueryBuilder, a: Atom, negated: boolean, dialect: Dialect): void {
   if (a.t === 'member') {
-    const sub = function (this: Knex.QueryBuilder) {
-      const b = this;
+    const table = a.kind === 'list' ? 'subscriptions' : a.kind === 'consent' ? 'consent_state' : 'contact_addresses';
+    const filter = (b: Knex.QueryBuilder, prefix: string) => {
       switch (a.kind) {
         case 'list':
-          b.select('contact_id').from('subscriptions').where('status', 'active');
-          if (a.values) b.whereIn('list_id', a.values);
+          b.where(`${prefix}status`, 'active');
+          if (a.values) b.whereIn(`${prefix}list_id`, a.values);
           return;
         case 'consent':
-          b.select('contact_id').from('consent_state').where('granted', true);
-          if (a.values) b.whereIn('purpose', a.values);
+          b.where(`${prefix}granted`, true);
+          if (a.values) b.whereIn(`${prefix}purpose`, a.values);
           return;
         case 'channel':
-          b.select('contact_id').from('contact_addresses').where('opted_out', false);
-          if (a.values) b.whereIn('channel', a.values);
+          b.where(`${prefix}opted_out`, false);
+          if (a.values) b.whereIn(`${prefix}channel`, a.values);
           return;
       }
     };
-    if (negated) qb.whereNotIn('c.id', sub as never);
-    else qb.whereIn('c.id', sub as never);
+    if (dialect === 'sqlite') {
+      // SQLite evaluates an uncorrelated IN (subquery) once into a temporary index, under and/or/not alike.
+      const sub = function (this: Knex.QueryBuilder) {
+        this.select('contact_id').from(table);
+        filter(this, '');
+      };
+      if (negated) qb.whereNotIn('c.id', sub as never);
+      else qb.whereIn('c.id', sub as never);
+    } else {
+      // PostgreSQL turns EXISTS into a hash semi-join (or anti-join) where it can, and otherwise
+      // probes the index per contact; an IN (subquery) under "or" would rescan the whole subquery.
+      const sub = function (this: Knex.QueryBuilder) {
+        this.select(this.client.raw('1')).from({ m: table }).whereRaw('?? = ??', ['m.contact_id', 'c.id']);
+        filter(this, 'm.');
+      };
+      if (negated) qb.whereNotExists(sub as never);
+      else qb.whereExists(sub as never);
+    }
     return;
   }
   if (a.t === 'lang') {

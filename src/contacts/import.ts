@@ -1,0 +1,807 @@
+/**
+ * Importing contacts into a list from CSV or XLSX.
+ *
+ * 1. Read: the file is parsed as a stream of rows (import-read.ts); a column mapping says which
+ *    file column holds the phone number, the name, the language, the time zone, the per-row legal
+ *    basis or consent date, and which custom field (missing mappings are guessed from the headers).
+ * 2. Check, row by row, without touching the database: the number (libphonenumber's reason when
+ *    it is not valid), each value against its field's type and choices, duplicates within the file,
+ *    a consent basis for every row.
+ * 3. Check against the database, in batches (one query per few thousand rows, never per row):
+ *    numbers that belong to contacts who said STOP, are blocked or left this list themselves, and
+ *    numbers of erased contacts (tombstones) without consent dated after the erasure.
+ * 4. A dry run stops here and reports every bad row — its number in the file, the column and
+ *    why — changing no contact. A commit is all or nothing: with any bad row nothing is written
+ *    unless the importer asked to skip bad rows. It runs in one transaction with multi-row
+ *    inserts: new contacts, field updates merged into existing contacts (matched on the E.164
+ *    number), addresses, one consent row per person (method `import`, evidence
+ *    "import:<id> <file> by <staff user>") with its consent_state, and the subscriptions.
+ *
+ * Every attempt is recorded in `imports` (dry_run, committed or failed) and audited.
+ */
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import type { Database, Knex } from '../db/orm.js';
+import { toDate, toDateOrNull, toInt } from '../db/values.js';
+import { HttpError, notFound } from '../http/errors.js';
+import { audit, type Actor } from '../staff/audit.js';
+import { normalisePhone } from './addresses.js';
+import { LEGAL_BASES, type LegalBasis } from './consent.js';
+import { languageTag } from './contacts.js';
+import { checkValue, fieldDefinitions, type FieldDefinition, type FieldValue } from './fields.js';
+import { addressHash } from './pseudonyms.js';
+import { detectFormat, FileError, readSource, type Cell, type ImportFormat } from './import-read.js';
+import { nearest } from './segments/errors.js';
+import { dialectOf } from './segments/compile.js';
+
+export const MEDIA = ['whatsapp', 'sms'] as const;
+export type ImportMedium = (typeof MEDIA)[number];
+
+/** What a file column can be mapped to, besides a custom field key. */
+export const BUILT_IN_TARGETS = ['phone', 'name', 'language', 'timezone', 'legal_basis', 'consent_date'] as const;
+type BuiltInTarget = (typeof BUILT_IN_TARGETS)[number];
+
+/** Header words recognised without a mapping (compared lower-case, without accents, spaces or punctuation). */
+const HEADER_GUESSES: Record<BuiltInTarget, string[]> = {
+  phone: ['phone', 'phonenumber', 'telephone', 'telefono', 'tel', 'celular', 'cel', 'movil', 'mobile', 'msisdn', 'number', 'numero', 'whatsapp', 'telemovel', 'telefone'],
+  name: ['name', 'fullname', 'nombre', 'nombrecompleto', 'nome', 'nom'],
+  language: ['language', 'lang', 'idioma', 'lengua', 'langue', 'lingua'],
+  timezone: ['timezone', 'tz', 'zonahoraria'],
+  legal_basis: ['legalbasis', 'basis', 'baselegal'],
+  consent_date: ['consentdate', 'consentedat', 'consentat', 'fechaconsentimiento', 'fechadeconsentimiento'],
+};
+
+/** At most this many rows per import (a bigger file can be split). */
+export const MAX_ROWS = 1_000_000;
+/** Bad rows listed in a report; the counts are always complete. */
+export const MAX_REPORTED_ERRORS = 100_000;
+
+export interface RowError {
+  /** The row's number in the file (CSV line, worksheet row). */
+  row: number;
+  /** The file column, as headed in the file; null when the whole row is concerned. */
+  column: string | null;
+  /** The value as read (shortened), for the importer to find it. */
+  value: string | null;
+  reason: string;
+}
+
+export interface ImportRequest {
+  /** The list's key or id. */
+  list: string | number;
+  fileName: string;
+  format?: ImportFormat;
+  /** The file: bytes, or text for CSV. */
+  content: Uint8Array | string;
+  /** target → file column header; targets are phone, name, language, timezone, legal_basis, consent_date or a custom field key. */
+  mapping?: Record<string, string>;
+  /** Legal basis for every row that does not state its own (legal_basis column). */
+  basis?: LegalBasis;
+  /** What the people were told and how they agreed (stored with the import and referred to by each consent row). */
+  evidence: string;
+  dryRun: boolean;
+  skipBadRows?: boolean;
+  /** Channels to create addresses on for each number (default both: the dispatcher picks). */
+  media?: ImportMedium[];
+  /** The time used for the consent rows and records (tests). */
+  now?: Date;
+}
+
+export interface ImportReport {
+  importId: number;
+  status: 'dry_run' | 'committed' | 'failed';
+  fileName: string;
+  format: ImportFormat;
+  list: { id: number; key: string; name: string; purpose: string };
+  columns: string[];
+  mapping: Record<string, string>;
+  ignoredColumns: string[];
+  rows: {
+    /** rows read (blank rows are not counted) */
+    total: number;
+    valid: number;
+    /** rows with at least one problem */
+    bad: number;
+    /** valid rows that are new contacts / that merge into existing ones */
+    new: number;
+    merged: number;
+    /** what the commit wrote / left out (0 for a dry run) */
+    imported: number;
+    skipped: number;
+  };
+  errors: RowError[];
+  errorsTruncated: boolean;
+  ms: { read: number; database: number; write: number };
+}
+
+export const importOptionsSchema = z.object({
+  list: z.union([z.string().trim().min(1).max(64), z.number().int().positive()]),
+  fileName: z.string().trim().min(1).max(255).refine((n) => !/[\\/\u0000-\u001f]/.test(n), { message: 'a file name only, without folders' }),
+  format: z.enum(['csv', 'xlsx']).optional(),
+  mapping: z.record(z.string().trim().min(1).max(64), z.string().trim().min(1).max(200)).optional(),
+  basis: z.enum(LEGAL_BASES).optional(),
+  evidence: z.string().trim().min(10, { message: 'say what the people were told and how they agreed (at least 10 characters)' }).max(2000),
+  dryRun: z.boolean(),
+  skipBadRows: z.boolean().optional(),
+  media: z.array(z.enum(MEDIA)).min(1).max(2).optional(),
+  now: z.date().optional(),
+});
+
+/** "phone=Telefono, name=Nombre, region=Región" → {phone: "Telefono", …}. */
+export function parseMappingText(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(/[,\n]/)) {
+    if (!part.trim()) continue;
+    const i = part.indexOf('=');
+    if (i <= 0) throw new HttpError(400, 'validation_failed', 'The request is not valid', { mapping: `"${part.trim()}" should be target=Column, such as phone=Telefono` });
+    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+const headerKey = (s: string) =>
+  s
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '');
+
+const short = (v: Cell): string | null => {
+  if (v === null) return null;
+  const s = v instanceof Date ? v.toISOString() : String(v);
+  return s.length > 60 ? s.slice(0, 57) + '…' : s;
+};
+
+const isBlank = (v: Cell) => v === null || (typeof v === 'string' && v.trim() === '');
+
+function invalid(details: Record<string, string>, message = 'The import cannot start'): HttpError {
+  return new HttpError(400, 'import_invalid', message, details);
+}
+
+interface ListRow {
+  id: number;
+  key: string;
+  name: string;
+  purpose: string;
+}
+
+async function findList(knex: Knex, ref: string | number): Promise<ListRow> {
+  const row = await knex('lists').where(typeof ref === 'number' ? 'id' : 'key', ref).first('id', 'key', 'name', 'purpose', 'archived_at');
+  if (!row) {
+    const keys = (await knex('lists').whereNull('archived_at').pluck('key')) as string[];
+    const s = typeof ref === 'string' ? nearest(ref, keys) : undefined;
+    throw invalid({ list: `there is no list "${ref}"${s ? `; did you mean "${s}"?` : keys.length ? `; the lists are ${keys.join(', ')}` : ''}` });
+  }
+  if (row.archived_at) throw invalid({ list: `the list "${row.key}" is archived` });
+  return { id: toInt(row.id), key: String(row.key), name: String(row.name), purpose: String(row.purpose) };
+}
+
+type Column = { index: number; header: string };
+type Mapped = { builtIn: Partial<Record<BuiltInTarget, Column>>; fields: { def: FieldDefinition; col: Column }[]; mapping: Record<string, string>; ignored: string[] };
+
+/** Resolves the mapping against the file's headers (guessing what was not given). */
+function resolveMapping(headers: string[], given: Record<string, string> | undefined, defs: Map<string, FieldDefinition>): Mapped {
+  const errors: Record<string, string> = {};
+  const byHeader = new Map<string, number[]>();
+  headers.forEach((h, i) => {
+    if (h === '') return;
+    const k = h.toLowerCase();
+    byHeader.set(k, [...(byHeader.get(k) ?? []), i]);
+  });
+  const used = new Set<number>();
+  const builtIn: Mapped['builtIn'] = {};
+  const fields: Mapped['fields'] = [];
+  const mapping: Record<string, string> = {};
+  const targets = new Set<string>([...BUILT_IN_TARGETS, ...defs.keys()]);
+
+  const place = (target: string, index: number) => {
+    const col = { index, header: headers[index] };
+    used.add(index);
+    mapping[target] = headers[index];
+    if ((BUILT_IN_TARGETS as readonly string[]).includes(target)) builtIn[target as BuiltInTarget] = col;
+    else fields.push({ def: defs.get(target.replace(/^fields\./, ''))!, col });
+  };
+
+  for (const [rawTarget, column] of Object.entries(given ?? {})) {
+    const target = rawTarget.trim();
+    const fieldKey = target.replace(/^fields\./, '');
+    if (!targets.has(target) && !defs.has(fieldKey)) {
+      const s = nearest(target, targets);
+      errors[`mapping.${target}`] = `"${target}" is not something a column can be imported into${s ? `; did you mean "${s}"?` : ''} (phone, name, language, timezone, legal_basis, consent_date or a contact field: ${[...defs.keys()].join(', ') || 'none defined'})`;
+      continue;
+    }
+    const found = byHeader.get(column.toLowerCase());
+    if (!found) {
+      const s = nearest(column, headers.filter(Boolean));
+      errors[`mapping.${target}`] = `the file has no column "${column}"${s ? `; did you mean "${s}"?` : ''} (the columns are ${headers.filter(Boolean).join(', ')})`;
+      continue;
+    }
+    if (found.length > 1) {
+      errors[`mapping.${target}`] = `the file has ${found.length} columns headed "${column}"; rename them so that each is unique`;
+      continue;
+    }
+    place(target.startsWith('fields.') || !(BUILT_IN_TARGETS as readonly string[]).includes(target) ? fieldKey : target, found[0]);
+  }
+  if (Object.keys(errors).length) throw invalid(errors, 'The column mapping does not fit the file');
+
+  // Guess the rest from the headers: built-in words, then field keys and labels.
+  const guess = (target: string, words: string[]) => {
+    if (mapping[target]) return;
+    const i = headers.findIndex((h, idx) => !used.has(idx) && h !== '' && words.includes(headerKey(h)));
+    if (i >= 0) place(target, i);
+  };
+  for (const t of BUILT_IN_TARGETS) guess(t, HEADER_GUESSES[t]);
+  for (const def of defs.values()) {
+    if (!mapping[def.key] && !fields.some((f) => f.def.key === def.key)) guess(def.key, [headerKey(def.key), headerKey(def.label)]);
+  }
+  if (!builtIn.phone) {
+    throw invalid({ 'mapping.phone': `no column holds the phone numbers: map one, such as phone=${headers.find(Boolean) ?? 'Phone'} (the columns are ${headers.filter(Boolean).join(', ')})` }, 'The column mapping does not fit the file');
+  }
+  const ignored = headers.filter((h, i) => h !== '' && !used.has(i));
+  return { builtIn, fields, mapping, ignored };
+}
+
+interface GoodRow {
+  row: number;
+  e164: string;
+  name: string | null;
+  language: string | null;
+  timezone: string | null;
+  fields: Record<string, FieldValue> | null;
+  basis: LegalBasis;
+  consentAt: Date | null;
+}
+
+function cellText(v: Cell): string {
+  if (v === null) return '';
+  if (v instanceof Date) return v.toISOString();
+  return String(v).trim();
+}
+
+/** Checks one row; returns the cleaned row or its problems. Pure: no database. */
+function makeRowChecker(m: Mapped, basis: LegalBasis | undefined, defaultCountry: string, now: Date) {
+  const languages = new Map<string, string | null>();
+  const zones = new Map<string, boolean>();
+  const col = m.builtIn;
+  return (row: number, cells: Cell[]): { ok: true; row: GoodRow } | { ok: false; errors: RowError[] } => {
+    const errors: RowError[] = [];
+    const fail = (c: Column | undefined, value: Cell, reason: string) => errors.push({ row, column: c ? c.header : null, value: short(value), reason });
+
+    // phone
+    const rawPhone = cells[col.phone!.index] ?? null;
+    let e164 = '';
+    if (isBlank(rawPhone)) fail(col.phone, rawPhone, 'the phone number is missing');
+    else {
+      const text = typeof rawPhone === 'number' ? (Number.isInteger(rawPhone) ? String(rawPhone) : rawPhone.toFixed(0)) : cellText(rawPhone);
+      let p = normalisePhone(text, defaultCountry);
+      // Spreadsheets drop the "+": 51987654321 is +51 987 654 321 when it is not a national number.
+      if (!p.ok && /^\d{10,15}$/.test(text)) {
+        const intl = normalisePhone('+' + text, defaultCountry);
+        if (intl.ok) p = intl;
+      }
+      if (p.ok) e164 = p.e164;
+      else fail(col.phone, rawPhone, `invalid phone number: ${p.reason}`);
+    }
+
+    // name
+    let name: string | null = null;
+    if (col.name) {
+      const v = cellText(cells[col.name.index] ?? null);
+      if (v.length > 200) fail(col.name, v, 'the name is longer than 200 characters');
+      else name = v || null;
+    }
+
+    // language
+    let language: string | null = null;
+    if (col.language) {
+      const v = cellText(cells[col.language.index] ?? null);
+      if (v) {
+        if (!languages.has(v)) {
+          const r = languageTag.safeParse(v);
+          languages.set(v, r.success ? r.data : null);
+        }
+        language = languages.get(v) ?? null;
+        if (language === null) fail(col.language, v, 'not a language code such as es, en, pt-BR');
+      }
+    }
+
+    // time zone
+    let timezone: string | null = null;
+    if (col.timezone) {
+      const v = cellText(cells[col.timezone.index] ?? null);
+      if (v) {
+        if (!zones.has(v)) {
+          let ok = v.length <= 64;
+          try {
+            new Intl.DateTimeFormat('en', { timeZone: v });
+          } catch {
+            ok = false;
+          }
+          zones.set(v, ok);
+        }
+        if (zones.get(v)) timezone = v;
+        else fail(col.timezone, v, 'not an IANA time zone such as America/Lima');
+      }
+    }
+
+    // legal basis
+    let rowBasis: LegalBasis | undefined = basis;
+    if (col.legal_basis) {
+      const v = cellText(cells[col.legal_basis.index] ?? null);
+      if (v) {
+        const k = v.toLowerCase().replace(/[\s-]+/g, '_');
+        if ((LEGAL_BASES as readonly string[]).includes(k)) rowBasis = k as LegalBasis;
+        else fail(col.legal_basis, v, `not a legal basis: use one of ${LEGAL_BASES.join(', ')}`);
+      }
+    }
+    if (!rowBasis && !(col.legal_basis && errors.some((e) => e.column === col.legal_basis!.header))) {
+      fail(col.legal_basis, null, 'missing consent basis: the row has no legal basis and the import states none');
+    }
+
+    // consent date
+    let consentAt: Date | null = null;
+    if (col.consent_date) {
+      const raw = cells[col.consent_date.index] ?? null;
+      if (!isBlank(raw)) {
+        const d = raw instanceof Date ? raw : typeof raw === 'string' && /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(raw.trim()) ? new Date(raw.trim().length === 10 ? `${raw.trim()}T00:00:00Z` : raw.trim()) : null;
+        if (!d || Number.isNaN(d.getTime())) fail(col.consent_date, raw, 'not a date: write it as YYYY-MM-DD');
+        else if (d.getTime() > now.getTime() + 86_400_000) fail(col.consent_date, raw, 'the consent date is in the future');
+        else consentAt = d;
+      }
+    }
+
+    // custom fields
+    let fields: Record<string, FieldValue> | null = null;
+    for (const { def, col: c } of m.fields) {
+      const raw = cells[c.index] ?? null;
+      if (isBlank(raw)) continue;
+      const value = raw instanceof Date ? (def.type === 'date' ? raw.toISOString().slice(0, 10) : raw.toISOString()) : typeof raw === 'boolean' ? String(raw) : raw;
+      const r = checkValue(def, value);
+      if (r.ok) (fields ??= {})[def.key] = r.value;
+      else fail(c, raw, def.type === 'choice' ? `unknown choice value for ${def.label}: ${r.reason}` : `${def.label}: ${r.reason}`);
+    }
+
+    if (errors.length) return { ok: false, errors };
+    return { ok: true, row: { row, e164, name, language, timezone, fields, basis: rowBasis!, consentAt } };
+  };
+}
+
+interface Existing {
+  contactId: number;
+}
+
+const BATCH = 5000;
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * The database's view of the good rows, a few thousand numbers per query: which numbers are
+ * existing contacts, and which rows cannot be imported because of who the person is.
+ */
+async function checkAgainstDatabase(knex: Knex, rows: GoodRow[], list: ListRow, phoneHeader: string): Promise<{ existing: Map<string, Existing>; errors: RowError[] }> {
+  const existing = new Map<string, Existing & { status: string; stoppedAt: Date | null }>();
+  for (const batch of chunks(rows, BATCH)) {
+    const found = await knex('contact_addresses as a')
+      .join('contacts as c', 'c.id', 'a.contact_id')
+      .whereIn('a.address', batch.map((r) => r.e164))
+      .whereNull('c.erased_at')
+      .orderBy('c.id')
+      .select('a.address', 'c.id', 'c.status', 'c.stopped_at');
+    for (const f of found) {
+      if (!existing.has(f.address)) existing.set(String(f.address), { contactId: toInt(f.id), status: String(f.status), stoppedAt: toDateOrNull(f.stopped_at) });
+    }
+  }
+  const left = new Map<number, Date | null>();
+  const ids = [...new Set([...existing.values()].map((e) => e.contactId))];
+  for (const batch of chunks(ids, BATCH)) {
+    const ended = await knex('subscriptions').where('list_id', list.id).whereIn('contact_id', batch).where('status', 'ended').where('ended_reason', 'leave').select('contact_id', 'ended_at');
+    for (const e of ended) left.set(toInt(e.contact_id), toDateOrNull(e.ended_at));
+  }
+  // Tombstones: keyed hashes of erased numbers. Most installs have none: then nothing is hashed.
+  const tombstoned = new Map<string, Date>();
+  const anyTombstone = await knex('erasure_tombstones').first('address_hash');
+  if (anyTombstone) {
+    const candidates = rows.filter((r) => !existing.has(r.e164));
+    for (const batch of chunks(candidates, BATCH)) {
+      const hashes = new Map<string, string>();
+      for (const r of batch) hashes.set(await addressHash(knex, r.e164), r.e164);
+      const hits = await knex('erasure_tombstones').whereIn('address_hash', [...hashes.keys()]).select('address_hash', 'erased_at');
+      for (const h of hits) tombstoned.set(hashes.get(String(h.address_hash))!, toDate(h.erased_at));
+    }
+  }
+  const errors: RowError[] = [];
+  const day = (d: Date | null) => (d ? ` on ${d.toISOString().slice(0, 10)}` : '');
+  const contactRow = new Map<number, number>();
+  for (const r of rows) {
+    const e = existing.get(r.e164);
+    if (e) {
+      const first = contactRow.get(e.contactId);
+      if (first !== undefined) {
+        errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: `duplicate within the file: another number of the same contact as row ${first}` });
+        continue;
+      }
+      contactRow.set(e.contactId, r.row);
+      if (e.status === 'stopped') errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: `this person said STOP${day(e.stoppedAt)}: only they can start again (by writing to the programme)` });
+      else if (e.status === 'blocked') errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: 'this contact is blocked' });
+      else if (left.has(e.contactId)) errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: `this person left the list "${list.key}" themselves${day(left.get(e.contactId) ?? null)}: only they can rejoin` });
+      continue;
+    }
+    const erasedAt = tombstoned.get(r.e164);
+    if (erasedAt && !(r.consentAt && r.consentAt.getTime() > erasedAt.getTime())) {
+      errors.push({
+        row: r.row,
+        column: phoneHeader,
+        value: r.e164,
+        reason: `this number belonged to a contact erased${day(erasedAt)}: it needs new consent, given after that date (map a consent_date column)`,
+      });
+    }
+  }
+  return { existing, errors };
+}
+
+/** Ids for n new rows of a table, ours alone: PostgreSQL sequence values; on SQLite (one writer, inside the transaction) the next ids after the largest ever used. */
+async function reserveIds(trx: Knex, table: 'contacts' | 'consents', n: number): Promise<number[]> {
+  if (n === 0) return [];
+  if (dialectOf(trx) === 'postgresql') {
+    const res = await trx.raw('select nextval(pg_get_serial_sequence(?, ?)) as id from generate_series(1, ?)', [table, 'id', n]);
+    return (res.rows as { id: unknown }[]).map((r) => toInt(r.id)).sort((a, b) => a - b);
+  }
+  const [{ m }] = await trx(table).max({ m: 'id' });
+  const seq = await trx('sqlite_sequence').where('name', table).first('seq');
+  const base = Math.max(toInt(m ?? 0), toInt(seq?.seq ?? 0));
+  return Array.from({ length: n }, (_, i) => base + 1 + i);
+}
+
+/** Multi-row inserts sized to stay under both databases' bound-parameter limits. */
+async function insertAll(trx: Knex, table: string, rows: Record<string, unknown>[], onConflict?: (q: Knex.QueryBuilder) => Knex.QueryBuilder): Promise<void> {
+  if (rows.length === 0) return;
+  const perRow = Object.keys(rows[0]).length;
+  const size = Math.max(1, Math.min(5000, Math.floor(30_000 / perRow)));
+  for (const batch of chunks(rows, size)) {
+    const q = trx(table).insert(batch);
+    await (onConflict ? onConflict(q) : q);
+  }
+}
+
+/** Field merges and attribute updates for contacts that already exist: one UPDATE … FROM per batch. */
+async function updateExisting(trx: Knex, updates: { id: number; name: string | null; language: string | null; timezone: string | null; fields: Record<string, FieldValue> | null }[], now: Date): Promise<void> {
+  const sqlite = dialectOf(trx) === 'sqlite';
+  for (const batch of chunks(updates, 2000)) {
+    const payload = JSON.stringify(batch);
+    if (sqlite) {
+      await trx.raw(
+        `update contacts set
+           name = coalesce(v.name, contacts.name),
+           language = coalesce(v.language, contacts.language),
+           timezone = coalesce(v.timezone, contacts.timezone),
+           fields = case when v.fields is null then contacts.fields else json_patch(coalesce(contacts.fields, '{}'), v.fields) end,
+           updated_at = ?
+         from (select json_extract(value, '$.id') as id, json_extract(value, '$.name') as name, json_extract(value, '$.language') as language,
+                      json_extract(value, '$.timezone') as timezone, json_extract(value, '$.fields') as fields
+               from json_each(?)) as v
+         where contacts.id = v.id`,
+        [now, payload],
+      );
+    } else {
+      await trx.raw(
+        `update contacts as c set
+           name = coalesce(v.name, c.name),
+           language = coalesce(v.language, c.language),
+           timezone = coalesce(v.timezone, c.timezone),
+           fields = case when v.fields is null then c.fields else coalesce(c.fields, '{}'::jsonb) || v.fields end,
+           updated_at = ?
+         from jsonb_to_recordset(?::jsonb) as v(id integer, name text, language text, timezone text, fields jsonb)
+         where c.id = v.id`,
+        [now, payload],
+      );
+    }
+  }
+}
+
+function staffRef(actor: Actor): string {
+  if (actor.type === 'staff') return `staff user ${actor.id}`;
+  if (actor.type === 'token') return `token ${actor.id}`;
+  return actor.label;
+}
+
+class Rejected extends Error {}
+
+/** Runs an import (dry run or commit) and returns its report. Request-level problems throw HttpError 400 import_invalid. */
+export async function runImport(services: { db: Database; config: Pick<Config, 'DEFAULT_COUNTRY'> }, actor: Actor, input: ImportRequest): Promise<ImportReport> {
+  const parsedOpts = importOptionsSchema.safeParse({ ...input, content: undefined });
+  if (!parsedOpts.success) {
+    throw invalid(Object.fromEntries(parsedOpts.error.issues.map((i) => [i.path.join('.') || '(root)', i.message])), 'The import request is not valid');
+  }
+  const opts = parsedOpts.data;
+  const { db } = services;
+  const knex = db.knex;
+  const now = opts.now ?? new Date();
+  const started = performance.now();
+  const media = opts.media ?? [...MEDIA];
+
+  const list = await findList(knex, opts.list);
+  const defs = await fieldDefinitions(knex);
+  const bytes = input.content;
+  const format = opts.format ?? detectFormat(opts.fileName, typeof bytes === 'string' ? undefined : bytes);
+  if (typeof bytes !== 'string' ? bytes.length === 0 : bytes.length === 0) throw invalid({ file: 'the file is empty' });
+
+  let source;
+  try {
+    source = await readSource(format, bytes);
+  } catch (e) {
+    if (e instanceof FileError) throw invalid({ file: e.message });
+    throw e;
+  }
+  const mapped = resolveMapping(source.headers, opts.mapping, defs);
+  const check = makeRowChecker(mapped, opts.basis, services.config.DEFAULT_COUNTRY, now);
+
+  const good: GoodRow[] = [];
+  const errors: RowError[] = [];
+  const badRows = new Set<number>();
+  const seen = new Map<string, number>();
+  let total = 0;
+  try {
+    for await (const { row, cells } of source.rows) {
+      if (cells.every(isBlank)) continue;
+      total++;
+      if (total > MAX_ROWS) throw invalid({ file: `the file has more than ${MAX_ROWS.toLocaleString('en')} rows: split it` });
+      const r = check(row, cells);
+      if (!r.ok) {
+        errors.push(...r.errors);
+        badRows.add(row);
+        continue;
+      }
+      const first = seen.get(r.row.e164);
+      if (first !== undefined) {
+        errors.push({ row, column: mapped.builtIn.phone!.header, value: r.row.e164, reason: `duplicate within the file: the same number as row ${first}` });
+        badRows.add(row);
+        continue;
+      }
+      seen.set(r.row.e164, row);
+      good.push(r.row);
+    }
+  } catch (e) {
+    if (e instanceof FileError) throw invalid({ file: e.message });
+    throw e;
+  }
+  if (total === 0) throw invalid({ file: 'the file has a header but no rows' });
+  const readMs = performance.now() - started;
+
+  const finish = (db0: number, write: number, status: ImportReport['status'], importId: number, counts: { valid: GoodRow[]; existing: Map<string, Existing> }, imported: number, skipped: number): ImportReport => {
+    errors.sort((a, b) => a.row - b.row);
+    const merged = counts.valid.filter((r) => counts.existing.has(r.e164)).length;
+    return {
+      importId,
+      status,
+      fileName: opts.fileName,
+      format,
+      list,
+      columns: source.headers,
+      mapping: mapped.mapping,
+      ignoredColumns: mapped.ignored,
+      rows: { total, valid: counts.valid.length, bad: badRows.size, new: counts.valid.length - merged, merged, imported, skipped },
+      errors: errors.slice(0, MAX_REPORTED_ERRORS),
+      errorsTruncated: errors.length > MAX_REPORTED_ERRORS,
+      ms: { read: Math.round(readMs), database: Math.round(db0), write: Math.round(write) },
+    };
+  };
+
+  const record = async (k: Knex, status: ImportReport['status'], r: { valid: number; bad: number; imported: number; skipped: number; new: number; merged: number }) => {
+    const [row] = await k('imports')
+      .insert({
+        list_id: list.id,
+        file_name: opts.fileName,
+        status,
+        legal_basis: opts.basis ?? 'per_row',
+        evidence: opts.evidence,
+        rows_total: total,
+        rows_imported: r.imported,
+        rows_skipped: r.skipped,
+        rows_new: r.new,
+        rows_merged: r.merged,
+        rows_bad: r.bad,
+        format,
+        mapping: JSON.stringify(mapped.mapping),
+        created_by_id: actor.type === 'staff' ? actor.id : (actor.userId ?? null),
+        created_at: now,
+      })
+      .returning('id');
+    return toInt(typeof row === 'object' ? (row as { id: unknown }).id : row);
+  };
+
+  const auditIt = (status: ImportReport['status'], importId: number, report: ImportReport) =>
+    audit(db, actor, {
+      action: status === 'dry_run' ? 'contacts.import_dry_run' : status === 'committed' ? 'contacts.import' : 'contacts.import_rejected',
+      entityType: 'import',
+      entityId: importId,
+      detail: { list: list.key, format, rows: report.rows.total, valid: report.rows.valid, bad: report.rows.bad, new: report.rows.new, merged: report.rows.merged, imported: report.rows.imported, skipped: report.rows.skipped, skipBadRows: Boolean(opts.skipBadRows) },
+    });
+
+  // ------------------------------------------------------------------ dry run: read-only checks
+  if (opts.dryRun) {
+    const t0 = performance.now();
+    const { existing, errors: dbErrors } = await checkAgainstDatabase(knex, good, list, mapped.builtIn.phone!.header);
+    const rejected = new Set(dbErrors.map((e) => e.row));
+    for (const e of dbErrors) badRows.add(e.row);
+    errors.push(...dbErrors);
+    const valid = good.filter((r) => !rejected.has(r.row));
+    const dbMs = performance.now() - t0;
+    const merged = valid.filter((r) => existing.has(r.e164)).length;
+    const importId = await record(knex, 'dry_run', { valid: valid.length, bad: badRows.size, imported: 0, skipped: 0, new: valid.length - merged, merged });
+    const report = finish(dbMs, 0, 'dry_run', importId, { valid, existing }, 0, 0);
+    await auditIt('dry_run', importId, report);
+    return report;
+  }
+
+  // ------------------------------------------------------------------ commit: one transaction
+  let outcome: { report: ImportReport; status: ImportReport['status'] } | null = null;
+  let rejectedReport: ImportReport | null = null;
+  try {
+    await knex.transaction(async (trx) => {
+      const t0 = performance.now();
+      // The import's own row first: it takes SQLite's write lock for the whole import.
+      const importId = await record(trx, 'committed', { valid: 0, bad: 0, imported: 0, skipped: 0, new: 0, merged: 0 });
+      const { existing, errors: dbErrors } = await checkAgainstDatabase(trx, good, list, mapped.builtIn.phone!.header);
+      const rejected = new Set(dbErrors.map((e) => e.row));
+      for (const e of dbErrors) badRows.add(e.row);
+      errors.push(...dbErrors);
+      const valid = good.filter((r) => !rejected.has(r.row));
+      const dbMs = performance.now() - t0;
+      if (badRows.size > 0 && !opts.skipBadRows) {
+        rejectedReport = finish(dbMs, 0, 'failed', 0, { valid, existing }, 0, 0);
+        throw new Rejected();
+      }
+      if (valid.length === 0) {
+        rejectedReport = finish(dbMs, 0, 'failed', 0, { valid, existing }, 0, 0);
+        throw new Rejected();
+      }
+      const t1 = performance.now();
+      const fresh = valid.filter((r) => !existing.has(r.e164));
+      const merging = valid.filter((r) => existing.has(r.e164));
+
+      // contacts
+      const contactIds = await reserveIds(trx, 'contacts', fresh.length);
+      const idOf = new Map<string, number>();
+      fresh.forEach((r, i) => idOf.set(r.e164, contactIds[i]));
+      for (const r of merging) idOf.set(r.e164, existing.get(r.e164)!.contactId);
+      await insertAll(
+        trx,
+        'contacts',
+        fresh.map((r) => ({
+          id: idOf.get(r.e164),
+          name: r.name,
+          language: r.language,
+          timezone: r.timezone,
+          status: 'active',
+          fields: r.fields ? JSON.stringify(r.fields) : null,
+          created_at: now,
+          updated_at: now,
+        })),
+      );
+      await updateExisting(trx, merging.map((r) => ({ id: idOf.get(r.e164)!, name: r.name, language: r.language, timezone: r.timezone, fields: r.fields })), now);
+
+      // addresses (an existing contact gains the medium it lacked; existing addresses stay as they are)
+      const addresses: Record<string, unknown>[] = [];
+      for (const r of valid) for (const m of media) addresses.push({ contact_id: idOf.get(r.e164), channel: m, kind: 'phone', address: r.e164, created_at: now });
+      await insertAll(trx, 'contact_addresses', addresses, (q) => q.onConflict(['channel', 'address']).ignore());
+
+      // consent ledger rows, their current state, subscriptions
+      const evidenceRef = `import:${importId} ${opts.fileName}`.slice(0, 200 - staffRef(actor).length - 4) + ` by ${staffRef(actor)}`;
+      const consentIds = await reserveIds(trx, 'consents', valid.length);
+      const staffUserId = actor.type === 'staff' ? actor.id : (actor.userId ?? null);
+      const consents = valid.map((r, i) => ({
+        id: consentIds[i],
+        contact_id: idOf.get(r.e164),
+        purpose: list.purpose,
+        action: 'grant',
+        legal_basis: r.basis,
+        channel: 'import',
+        method: 'import',
+        wording_key: null,
+        wording_version: null,
+        wording_language: null,
+        evidence_type: 'import',
+        evidence_ref: evidenceRef,
+        proxy: false,
+        staff_user_id: staffUserId,
+        at: r.consentAt ?? now,
+      }));
+      await insertAll(trx, 'consents', consents);
+      // The state follows the latest act: a back-dated import row does not override newer consent or withdrawal.
+      await insertAll(
+        trx,
+        'consent_state',
+        consents.map((c) => ({ contact_id: c.contact_id, purpose: c.purpose, granted: true, consent_id: c.id, at: c.at })),
+        (q) => q.onConflict(['contact_id', 'purpose']).merge(['granted', 'consent_id', 'at']).where('consent_state.at', '<=', trx.raw('excluded.at')),
+      );
+      await insertAll(
+        trx,
+        'subscriptions',
+        consents.map((c) => ({ list_id: list.id, contact_id: c.contact_id, status: 'active', channel: null, consent_id: c.id, joined_at: now, ended_at: null, ended_reason: null })),
+        (q) =>
+          q.onConflict(['list_id', 'contact_id']).merge({
+            status: 'active',
+            consent_id: trx.raw('excluded.consent_id'),
+            joined_at: trx.raw('case when subscriptions.status = ? then subscriptions.joined_at else excluded.joined_at end', ['active']),
+            ended_at: null,
+            ended_reason: null,
+          }),
+      );
+      const skipped = badRows.size;
+      await trx('imports').where('id', importId).update({ rows_imported: valid.length, rows_skipped: skipped, rows_new: fresh.length, rows_merged: merging.length, rows_bad: badRows.size });
+      outcome = { report: finish(dbMs, performance.now() - t1, 'committed', importId, { valid, existing }, valid.length, skipped), status: 'committed' };
+    });
+  } catch (e) {
+    if (!(e instanceof Rejected)) throw e;
+  }
+  if (outcome) {
+    const { report } = outcome as { report: ImportReport };
+    await auditIt('committed', report.importId, report);
+    return report;
+  }
+  // Rejected: nothing written; the attempt is recorded as failed.
+  const report = rejectedReport as unknown as ImportReport;
+  report.importId = await record(knex, 'failed', { valid: report.rows.valid, bad: report.rows.bad, imported: 0, skipped: 0, new: report.rows.new, merged: report.rows.merged });
+  await auditIt('failed', report.importId, report);
+  return report;
+}
+
+// ------------------------------------------------------------------------------- history
+
+export interface ImportRecord {
+  id: number;
+  listId: number | null;
+  listKey: string | null;
+  fileName: string;
+  format: string | null;
+  status: string;
+  legalBasis: string;
+  evidence: string;
+  rowsTotal: number;
+  rowsImported: number;
+  rowsSkipped: number;
+  rowsNew: number;
+  rowsMerged: number;
+  rowsBad: number;
+  createdById: number | null;
+  createdAt: string;
+}
+
+function readImport(r: Record<string, unknown>): ImportRecord {
+  return {
+    id: toInt(r.id),
+    listId: r.list_id === null ? null : toInt(r.list_id),
+    listKey: (r.list_key as string | null) ?? null,
+    fileName: String(r.file_name),
+    format: (r.format as string | null) ?? null,
+    status: String(r.status),
+    legalBasis: String(r.legal_basis),
+    evidence: String(r.evidence),
+    rowsTotal: toInt(r.rows_total),
+    rowsImported: toInt(r.rows_imported),
+    rowsSkipped: toInt(r.rows_skipped),
+    rowsNew: toInt(r.rows_new),
+    rowsMerged: toInt(r.rows_merged),
+    rowsBad: toInt(r.rows_bad),
+    createdById: r.created_by_id === null || r.created_by_id === undefined ? null : toInt(r.created_by_id),
+    createdAt: toDate(r.created_at).toISOString(),
+  };
+}
+
+export async function listImports(knex: Knex, opts: { before?: number; limit?: number } = {}): Promise<{ data: ImportRecord[]; next: number | null }> {
+  const limit = Math.min(Math.max(opts.limit ?? 50, 1), 200);
+  const q = knex('imports as i').leftJoin('lists as l', 'l.id', 'i.list_id').select('i.*', 'l.key as list_key').orderBy('i.id', 'desc').limit(limit);
+  if (opts.before) q.where('i.id', '<', opts.before);
+  const rows = (await q).map(readImport);
+  return { data: rows, next: rows.length === limit ? rows[rows.length - 1].id : null };
+}
+
+export async function getImport(knex: Knex, id: number): Promise<ImportRecord> {
+  const row = await knex('imports as i').leftJoin('lists as l', 'l.id', 'i.list_id').where('i.id', id).first('i.*', 'l.key as list_key');
+  if (!row) throw notFound('There is no such import');
+  return readImport(row);
+}

@@ -1,0 +1,260 @@
+/**
+ * Contact imports (service level, SQLite and PostgreSQL): the dry run lists exactly the bad rows
+ * with their file row, column and reason and changes nothing; a commit is all or nothing unless
+ * bad rows are skipped; duplicates merge on the normalised number; consent rows, state and
+ * subscriptions are written; tombstoned numbers need new consent; XLSX works like CSV.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import ExcelJS from 'exceljs';
+import { testServices } from '../helpers/services.js';
+import { makeUser } from '../helpers/app.js';
+import type { RouterServices } from '../../src/messaging/types.js';
+import type { Actor } from '../../src/staff/audit.js';
+import { listAudit } from '../../src/staff/audit.js';
+import { toBool, toDate, toInt } from '../../src/db/values.js';
+import { runImport, type ImportRequest } from '../../src/contacts/import.js';
+import { addressHash } from '../../src/contacts/pseudonyms.js';
+import { HttpError } from '../../src/http/errors.js';
+
+let s: RouterServices & { close(): Promise<void> };
+let actor: Actor;
+let listId: number;
+const NOW = new Date('2026-03-01T12:00:00Z');
+
+async function insertId(table: string, row: Record<string, unknown>): Promise<number> {
+  const [r] = await s.db.knex(table).insert(row).returning('id');
+  return toInt(typeof r === 'object' ? r.id : r);
+}
+
+async function counts() {
+  const k = s.db.knex;
+  const n = async (t: string) => toInt((await k(t).count({ n: '*' }))[0].n);
+  return { contacts: await n('contacts'), addresses: await n('contact_addresses'), consents: await n('consents'), state: await n('consent_state'), subscriptions: await n('subscriptions') };
+}
+
+const EVIDENCE = 'Registered at the Tumbes help desk; told about weekly updates over WhatsApp and how to stop (form v2).';
+const request = (content: string | Uint8Array, extra: Partial<ImportRequest> = {}): ImportRequest => ({
+  list: 'migrants',
+  fileName: 'people.csv',
+  content,
+  mapping: { phone: 'Telefono', name: 'Nombre', age_group: 'Edad', household_size: 'Hogar', arrived: 'Llegada' },
+  basis: 'consent',
+  evidence: EVIDENCE,
+  dryRun: true,
+  now: NOW,
+  ...extra,
+});
+
+// Semicolon-separated, as Spanish-locale spreadsheets export. Line numbers are in the comments of the test below.
+const CSV = [
+  'Telefono;Nombre;Idioma;Región;Edad;Hogar;Llegada', // 1
+  '+51 987 650 001;Ana;es;Lima;18-24;4;2024-01-10', // 2 new
+  '987650002;Bruno;ES-pe;Lima;25-39;2;', // 3 new, national format
+  '12345;Bad number;es;Lima;;;', // 4 invalid number
+  '0051987650001;Ana again;es;Lima;;;', // 5 duplicate of 2
+  '987650003;Carla;english;Lima;;;', // 6 bad language
+  '987650004;Dan;es;Lima;18-25;;', // 7 unknown choice
+  '987650005;Eva;es;Lima;18-24;cuatro;', // 8 bad number
+  '987650006;Gil;es;Lima;;;31/12/2024', // 9 bad date
+  '987650010;Old Name Fixed;;Lima;60+;;', // 10 existing contact: merged
+  '987650011;Stopped;es;;;;', // 11 said STOP
+  '', // 12 blank line: ignored
+  '987650012;Left;es;;;;', // 13 left the list
+  '987650013;Erased;es;;;;', // 14 tombstoned
+  '987650007;"Fay', // 15 a name spanning two lines
+  'Second line";es;Lima;40-59;3;2025-06-01', // 16
+  '987650008;Hugo;pt-BR;Piura;;;', // 17 new
+].join('\n');
+
+beforeAll(async () => {
+  s = await testServices({ DEFAULT_COUNTRY: 'PE' });
+  const user = await makeUser(s.db, 'admin');
+  actor = { type: 'staff', id: user.id, userId: user.id, label: user.email, role: 'admin' };
+  const k = s.db.knex;
+  const now = new Date();
+  await k('contact_fields').insert([
+    { key: 'region', label: 'Region', type: 'text', created_at: now },
+    { key: 'age_group', label: 'Age group', type: 'choice', choices: JSON.stringify(['18-24', '25-39', '40-59', '60+']), created_at: now },
+    { key: 'household_size', label: 'Household size', type: 'number', created_at: now },
+    { key: 'arrived', label: 'Arrival date', type: 'date', created_at: now },
+  ]);
+  listId = await insertId('lists', { key: 'migrants', name: 'Migrants', purpose: 'updates', default_language: 'es', created_at: now, updated_at: now });
+  const contact = async (address: string, extra: Record<string, unknown>) => {
+    const id = await insertId('contacts', { status: 'active', created_at: now, updated_at: now, ...extra });
+    await k('contact_addresses').insert({ contact_id: id, channel: 'sms', kind: 'phone', address, created_at: now });
+    return id;
+  };
+  await contact('+51987650010', { name: 'Old Name', language: 'en', fields: JSON.stringify({ region: 'Tumbes', household_size: 5 }) });
+  await contact('+51987650011', { name: 'S', status: 'stopped', stopped_at: new Date('2026-02-10T08:00:00Z') });
+  const left = await contact('+51987650012', { name: 'L' });
+  await k('subscriptions').insert({ list_id: listId, contact_id: left, status: 'ended', joined_at: now, ended_at: new Date('2026-02-11T08:00:00Z'), ended_reason: 'leave' });
+  await k('erasure_tombstones').insert({ address_hash: await addressHash(k, '+51987650013'), erased_at: new Date('2026-01-15T00:00:00Z') });
+});
+afterAll(() => s?.close());
+
+describe('dry run', () => {
+  it('lists exactly the bad rows, with the row in the file, the column and why, and changes no contact', async () => {
+    const before = await counts();
+    const report = await runImport(s, actor, request(CSV));
+    expect(report.status).toBe('dry_run');
+    expect(report.errors.map((e) => [e.row, e.column])).toEqual([
+      [4, 'Telefono'],
+      [5, 'Telefono'],
+      [6, 'Idioma'],
+      [7, 'Edad'],
+      [8, 'Hogar'],
+      [9, 'Llegada'],
+      [11, 'Telefono'],
+      [13, 'Telefono'],
+      [14, 'Telefono'],
+    ]);
+    const reason = (row: number) => report.errors.find((e) => e.row === row)!.reason;
+    expect(reason(4)).toMatch(/^invalid phone number: /);
+    expect(reason(5)).toBe('duplicate within the file: the same number as row 2');
+    expect(reason(6)).toBe('not a language code such as es, en, pt-BR');
+    expect(reason(7)).toMatch(/unknown choice value for Age group: "18-25" is not one of 18-24, 25-39, 40-59, 60\+/);
+    expect(reason(8)).toMatch(/Household size: "cuatro" is not a number/);
+    expect(reason(9)).toMatch(/Arrival date: "31\/12\/2024" is not a date written YYYY-MM-DD/);
+    expect(reason(11)).toBe('this person said STOP on 2026-02-10: only they can start again (by writing to the programme)');
+    expect(reason(13)).toMatch(/left the list "migrants" themselves on 2026-02-11/);
+    expect(reason(14)).toMatch(/belonged to a contact erased on 2026-01-15: it needs new consent/);
+    expect(report.errors.find((e) => e.row === 4)!.value).toBe('12345');
+    expect(report.rows).toEqual({ total: 14, valid: 5, bad: 9, new: 4, merged: 1, imported: 0, skipped: 0 });
+    expect(report.mapping).toMatchObject({ phone: 'Telefono', name: 'Nombre', language: 'Idioma', region: 'Región' });
+    expect(report.ignoredColumns).toEqual([]);
+    expect(await counts()).toEqual(before);
+    const rec = await s.db.knex('imports').where('id', report.importId).first();
+    expect(rec).toMatchObject({ status: 'dry_run', file_name: 'people.csv' });
+    expect(toInt(rec.rows_bad)).toBe(9);
+    const events = await listAudit(s.db, { entityType: 'import', entityId: String(report.importId) });
+    expect(events[0].action).toBe('contacts.import_dry_run');
+    expect(JSON.stringify(events[0].detail)).not.toMatch(/98765/);
+  });
+
+  it('asks for a consent basis on every row when the import states none', async () => {
+    const csv = 'phone,basis\n987650031,legitimate_interest\n987650032,\n987650033,because\n';
+    const report = await runImport(s, actor, request(csv, { basis: undefined, mapping: { phone: 'phone', legal_basis: 'basis' } }));
+    expect(report.errors).toEqual([
+      { row: 3, column: 'basis', value: null, reason: 'missing consent basis: the row has no legal basis and the import states none' },
+      { row: 4, column: 'basis', value: 'because', reason: expect.stringMatching(/^not a legal basis: use one of consent, legitimate_interest/) },
+    ]);
+  });
+
+  it('refuses a mapping that does not fit the file, naming the column', async () => {
+    const err = await runImport(s, actor, request(CSV, { mapping: { phone: 'Telefone' } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HttpError);
+    expect((err as HttpError).details).toEqual({ 'mapping.phone': expect.stringMatching(/the file has no column "Telefone"; did you mean "Telefono"\?/) });
+    const noPhone = await runImport(s, actor, request('Nombre,Edad\nAna,18-24\n', { mapping: {} })).catch((e: unknown) => e);
+    expect((noPhone as HttpError).details).toEqual({ 'mapping.phone': expect.stringMatching(/no column holds the phone numbers/) });
+    const unknownTarget = await runImport(s, actor, request(CSV, { mapping: { phone: 'Telefono', regoin: 'Región' } })).catch((e: unknown) => e);
+    expect((unknownTarget as HttpError).details!['mapping.regoin']).toMatch(/did you mean "region"/);
+    const noList = await runImport(s, actor, request(CSV, { list: 'migrant' })).catch((e: unknown) => e);
+    expect((noList as HttpError).details).toEqual({ list: 'there is no list "migrant"; did you mean "migrants"?' });
+    const noEvidence = await runImport(s, actor, request(CSV, { evidence: ' ' })).catch((e: unknown) => e);
+    expect((noEvidence as HttpError).details).toHaveProperty('evidence');
+  });
+});
+
+describe('commit', () => {
+  it('writes nothing when there are bad rows and skipping was not asked for', async () => {
+    const before = await counts();
+    const report = await runImport(s, actor, request(CSV, { dryRun: false }));
+    expect(report.status).toBe('failed');
+    expect(report.rows.bad).toBe(9);
+    expect(report.rows.imported).toBe(0);
+    expect(await counts()).toEqual(before);
+    expect((await s.db.knex('imports').where('id', report.importId).first()).status).toBe('failed');
+  });
+
+  it('imports the good rows when asked to skip the bad ones: contacts, merged fields, addresses, consent, subscriptions', async () => {
+    const before = await counts();
+    const report = await runImport(s, actor, request(CSV, { dryRun: false, skipBadRows: true }));
+    expect(report.status).toBe('committed');
+    expect(report.rows).toEqual({ total: 14, valid: 5, bad: 9, new: 4, merged: 1, imported: 5, skipped: 9 });
+    const after = await counts();
+    expect(after.contacts - before.contacts).toBe(4);
+    expect(after.addresses - before.addresses).toBe(4 * 2 + 1); // both media for new numbers; the existing contact gains WhatsApp
+    expect(after.consents - before.consents).toBe(5);
+    expect(after.subscriptions - before.subscriptions).toBe(5);
+
+    const k = s.db.knex;
+    const byNumber = async (n: string) => k('contact_addresses as a').join('contacts as c', 'c.id', 'a.contact_id').where('a.address', n).where('a.channel', 'sms').first('c.*');
+    const ana = await byNumber('+51987650001');
+    expect(ana).toMatchObject({ name: 'Ana', language: 'es', status: 'active' });
+    expect(JSON.parse(typeof ana.fields === 'string' ? ana.fields : JSON.stringify(ana.fields))).toEqual({ region: 'Lima', age_group: '18-24', household_size: 4, arrived: '2024-01-10' });
+    expect((await byNumber('+51987650002')).language).toBe('es-PE');
+    expect((await byNumber('+51987650007')).name).toBe('Fay\nSecond line');
+
+    const old = await byNumber('+51987650010');
+    expect(old.name).toBe('Old Name Fixed');
+    expect(old.language).toBe('en'); // empty cell: kept
+    expect(JSON.parse(typeof old.fields === 'string' ? old.fields : JSON.stringify(old.fields))).toEqual({ region: 'Lima', household_size: 5, age_group: '60+' });
+    expect(await k('contact_addresses').where({ contact_id: old.id }).orderBy('channel').pluck('channel')).toEqual(['sms', 'whatsapp']);
+
+    const consent = await k('consents').where({ contact_id: ana.id }).first();
+    expect(consent).toMatchObject({ purpose: 'updates', action: 'grant', legal_basis: 'consent', method: 'import', channel: 'import', evidence_type: 'import' });
+    expect(consent.evidence_ref).toBe(`import:${report.importId} people.csv by staff user ${actor.id}`);
+    expect(toInt(consent.staff_user_id)).toBe(actor.id);
+    expect(toDate(consent.at).toISOString()).toBe(NOW.toISOString());
+    const state = await k('consent_state').where({ contact_id: ana.id, purpose: 'updates' }).first();
+    expect(toBool(state.granted)).toBe(true);
+    expect(toInt(state.consent_id)).toBe(toInt(consent.id));
+    const sub = await k('subscriptions').where({ contact_id: ana.id, list_id: listId }).first();
+    expect(sub.status).toBe('active');
+    expect(toInt(sub.consent_id)).toBe(toInt(consent.id));
+
+    const rec = await k('imports').where('id', report.importId).first();
+    expect(rec).toMatchObject({ status: 'committed', legal_basis: 'consent', evidence: EVIDENCE });
+    expect([toInt(rec.rows_total), toInt(rec.rows_imported), toInt(rec.rows_skipped), toInt(rec.rows_new), toInt(rec.rows_merged)]).toEqual([14, 5, 9, 4, 1]);
+    expect((await listAudit(s.db, { entityType: 'import', entityId: String(report.importId) }))[0].action).toBe('contacts.import');
+  });
+
+  it('merges a second import of the same people instead of duplicating them', async () => {
+    const before = await counts();
+    const csv = 'Telefono,Nombre,Edad,Hogar,Llegada\n+51987650001,Ana María,25-39,,\n';
+    const report = await runImport(s, actor, request(csv, { dryRun: false }));
+    expect(report.rows).toMatchObject({ valid: 1, new: 0, merged: 1, imported: 1 });
+    const after = await counts();
+    expect(after.contacts).toBe(before.contacts);
+    expect(after.addresses).toBe(before.addresses);
+    expect(after.subscriptions).toBe(before.subscriptions);
+    expect(after.consents).toBe(before.consents + 1); // the ledger only grows
+    expect(after.state).toBe(before.state);
+  });
+
+  it('accepts a tombstoned number only with consent dated after the erasure', async () => {
+    const csv = 'Telefono,Nombre,Consentimiento\n987650013,Back,2026-01-10\n';
+    const early = await runImport(s, actor, request(csv, { mapping: { phone: 'Telefono', consent_date: 'Consentimiento' } }));
+    expect(early.errors.map((e) => e.row)).toEqual([2]);
+    const later = await runImport(s, actor, request(csv.replace('2026-01-10', '2026-02-20'), { mapping: { phone: 'Telefono', consent_date: 'Consentimiento' }, dryRun: false }));
+    expect(later.status).toBe('committed');
+    const c = await s.db.knex('consents as c').join('contact_addresses as a', 'a.contact_id', 'c.contact_id').where('a.address', '+51987650013').first('c.at');
+    expect(toDate(c.at).toISOString()).toBe('2026-02-20T00:00:00.000Z');
+  });
+});
+
+describe('XLSX', () => {
+  it('reads the first worksheet: numeric phone cells, dates, rich text, row numbers as in the sheet', async () => {
+    const wb = new ExcelJS.Workbook();
+    const ws = wb.addWorksheet('Personas');
+    ws.addRow([]); // a blank first row: the header is on row 2
+    ws.addRow(['Telefono', 'Nombre', 'Llegada', 'Edad']);
+    ws.addRow([51987650020, { richText: [{ text: 'Ro' }, { text: 'sa' }] }, new Date(Date.UTC(2025, 4, 3)), '18-24']);
+    ws.addRow(['not a number', 'X', null, null]);
+    ws.addRow(['+51 987 650 021', 'Saúl', '2025-13-01', '60+']);
+    const bytes = new Uint8Array(await wb.xlsx.writeBuffer());
+    const mapping = { phone: 'Telefono', name: 'Nombre', arrived: 'Llegada', age_group: 'Edad' };
+    const dry = await runImport(s, actor, request(bytes, { fileName: 'people.xlsx', mapping }));
+    expect(dry.format).toBe('xlsx');
+    expect(dry.errors.map((e) => [e.row, e.column])).toEqual([
+      [4, 'Telefono'],
+      [5, 'Llegada'],
+    ]);
+    const done = await runImport(s, actor, request(bytes, { fileName: 'people.xlsx', mapping, dryRun: false, skipBadRows: true }));
+    expect(done.rows).toMatchObject({ imported: 1, skipped: 2 });
+    const rosa = await s.db.knex('contact_addresses as a').join('contacts as c', 'c.id', 'a.contact_id').where('a.address', '+51987650020').first('c.name', 'c.fields');
+    expect(rosa.name).toBe('Rosa');
+    expect(JSON.parse(typeof rosa.fields === 'string' ? rosa.fields : JSON.stringify(rosa.fields))).toEqual({ arrived: '2025-05-03', age_group: '18-24' });
+  });
+});
+
