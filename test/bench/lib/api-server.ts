@@ -7,7 +7,6 @@
  * Prints one JSON line: {"app": URL, "bare": URL, "token": bearer secret of a viewer API token}.
  * Closes everything and removes its database when stdin closes.
  */
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import Koa from 'koa';
@@ -26,7 +25,9 @@ const listen = (app: Koa<any>): Promise<Server> =>
 const urlOf = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
 
 const { db, test, close } = await openTestDatabase();
-const config = loadConfig({ NODE_ENV: 'production', LOG_LEVEL: 'info', DATABASE_URL: test.url, PSEUDONYM_KEY: randomBytes(32).toString('hex') });
+// NODE_ENV=test like the test suite: production only makes secrets (PSEUDONYM_KEY, COMPLAINTS_ENCRYPTION_KEY…)
+// mandatory; nothing on the request path depends on it. Should that change, measure production here.
+const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATABASE_URL: test.url });
 const log = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
 const { app } = createApp({ config, db, log });
 const { secret } = await createToken(db, SYSTEM, { name: 'bench', role: 'viewer' });
