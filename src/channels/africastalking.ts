@@ -13,7 +13,7 @@ import type { Config } from '../config.js';
 import type { ParsedInbound } from '../messaging/types.js';
 import type { ChannelAdapter, ErrorClass, ProviderError, SendRequest, SendResult, StatusUpdate, WebhookRequest, WebhookResult } from './types.js';
 import { ProviderHttp, networkError, parseJson, retryAfterMs, shortDetail, type HttpOptions } from './http.js';
-import { e164, isRecord, parseForm, safeEqual, str } from './verify.js';
+import { e164, isRecord, parseForm, plausible, providerId, safeEqual, str } from './verify.js';
 import { measureSms, renderSms } from './sms.js';
 
 export interface AfricasTalkingSettings {
@@ -153,7 +153,7 @@ export class AfricasTalkingChannel implements ChannelAdapter {
 }
 
 function atError(code: number | undefined, httpStatus: number | undefined, detail: string, retryAfter?: number): ProviderError {
-  const err: ProviderError = { class: classifyAfricasTalkingStatusCode(code, httpStatus), code: code !== undefined ? String(code) : `http_${httpStatus ?? 0}`, detail: shortDetail(detail) };
+  const err: ProviderError = { class: classifyAfricasTalkingStatusCode(code, httpStatus), code: code !== undefined ? String(code) : httpStatus === undefined ? 'unknown' : `http_${httpStatus}`, detail: shortDetail(detail) };
   if (retryAfter !== undefined) err.retryAfterMs = retryAfter;
   return err;
 }
@@ -173,12 +173,12 @@ function readFields(req: WebhookRequest): Record<string, string> | undefined {
 
 /** Inbound SMS: date, from, id, linkId, text, to, networkCode. */
 export function parseAfricasTalkingInbound(f: Record<string, string>, now = new Date()): WebhookResult {
-  const id = str(f.id, 200);
+  const id = providerId(f.id);
   if (!id) return { ok: false, status: 400, reason: 'id is missing' };
   const from = e164(f.from);
   if (!from) return { ok: false, status: 400, reason: 'from is not a phone number' };
-  const date = f.date ? new Date(f.date.includes('T') || f.date.includes('Z') ? f.date : f.date.replace(' ', 'T') + 'Z') : now;
-  const receivedAt = Number.isNaN(date.getTime()) || date.getTime() > now.getTime() + 86_400_000 ? now : date;
+  // "2026-11-22 15:30:12" (UTC), or ISO.
+  const receivedAt = f.date ? plausible(new Date(/^\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?$/.test(f.date) ? f.date.replace(' ', 'T') + 'Z' : f.date), now) : now;
   const message: ParsedInbound = { channel: 'africastalking', medium: 'sms', providerId: id, from, fromKind: 'phone', kind: 'text', text: typeof f.text === 'string' ? f.text : '', payload: null, receivedAt };
   return { ok: true, messages: [message], statuses: [] };
 }
@@ -187,7 +187,7 @@ const AT_STATUS: Record<string, StatusUpdate['status']> = { sent: 'sent', submit
 
 /** Delivery report: id, status, phoneNumber, networkCode, failureReason, retryCount. */
 export function parseAfricasTalkingDelivery(f: Record<string, string>, now = new Date()): WebhookResult {
-  const id = str(f.id, 200);
+  const id = providerId(f.id);
   if (!id) return { ok: false, status: 400, reason: 'id is missing' };
   const raw = str(f.status, 32);
   if (!raw) return { ok: false, status: 400, reason: 'status is missing' };
@@ -196,7 +196,7 @@ export function parseAfricasTalkingDelivery(f: Record<string, string>, now = new
   const update: StatusUpdate = { channel: 'africastalking', providerId: id, status, at: now };
   if (status === 'failed') {
     const reason = str(f.failureReason, 100);
-    update.error = { class: raw.toLowerCase() === 'expired' && !reason ? 'transient' : classifyAfricasTalkingFailure(reason), code: reason ?? raw, detail: shortDetail(reason ? `${raw}: ${reason}` : raw) };
+    update.error = { class: raw.toLowerCase() === 'expired' && !reason ? 'transient' : classifyAfricasTalkingFailure(reason), code: shortDetail(reason ?? raw, 32), detail: shortDetail(reason ? `${raw}: ${reason}` : raw) };
   }
   return { ok: true, messages: [], statuses: [update] };
 }

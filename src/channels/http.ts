@@ -76,6 +76,6 @@ export function parseJson(text: string): unknown {
 
 /** Keeps provider detail short and free of line breaks for the outbox's error_detail column. */
 export function shortDetail(s: unknown, max = 280): string {
-  const t = String(s ?? '').replace(/\s+/g, ' ').trim();
+  const t = String(s ?? '').replace(/[\s\u0000-\u001f\u007f]+/g, ' ').trim();
   return t.length > max ? t.slice(0, max - 1) + '…' : t;
 }

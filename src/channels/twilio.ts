@@ -15,7 +15,7 @@ import type { Config } from '../config.js';
 import type { ParsedInbound } from '../messaging/types.js';
 import type { ChannelAdapter, ErrorClass, ProviderError, SendRequest, SendResult, StatusUpdate, WebhookRequest, WebhookResult } from './types.js';
 import { ProviderHttp, networkError, parseJson, retryAfterMs, shortDetail, type HttpOptions } from './http.js';
-import { e164, header, isRecord, parseForm, str } from './verify.js';
+import { e164, header, isRecord, parseForm, providerId, str } from './verify.js';
 import { measureSms, renderSms } from './sms.js';
 
 export interface TwilioSettings {
@@ -81,7 +81,7 @@ export function classifyTwilioError(code: number | undefined, httpStatus?: numbe
 }
 
 function providerError(code: number | undefined, httpStatus: number | undefined, detail: string, retryAfter?: number): ProviderError {
-  const err: ProviderError = { class: classifyTwilioError(code, httpStatus), code: code !== undefined ? String(code) : `http_${httpStatus ?? 0}`, detail: shortDetail(detail) };
+  const err: ProviderError = { class: classifyTwilioError(code, httpStatus), code: code !== undefined ? String(code) : httpStatus === undefined ? 'unknown' : `http_${httpStatus}`, detail: shortDetail(detail) };
   if (retryAfter !== undefined) err.retryAfterMs = retryAfter;
   return err;
 }
@@ -213,7 +213,7 @@ export class TwilioChannel implements ChannelAdapter {
 
 /** An inbound SMS form (MessageSid, From, To, Body, NumMedia, OptOutType …). */
 export function parseTwilioInbound(f: Record<string, string>, now = new Date()): WebhookResult {
-  const sid = str(f.MessageSid, 200) ?? str(f.SmsMessageSid, 200) ?? str(f.SmsSid, 200);
+  const sid = providerId(f.MessageSid) ?? providerId(f.SmsMessageSid) ?? providerId(f.SmsSid);
   if (!sid) return { ok: false, status: 400, reason: 'MessageSid is missing' };
   const from = e164(f.From);
   if (!from) return { ok: false, status: 400, reason: 'From is not a phone number' };
@@ -237,7 +237,7 @@ const TWILIO_STATUS: Record<string, StatusUpdate['status']> = { sent: 'sent', de
 
 /** A status callback form (MessageSid, MessageStatus, ErrorCode). queued/sending/accepted are not news. */
 export function parseTwilioStatus(f: Record<string, string>, now = new Date()): WebhookResult {
-  const sid = str(f.MessageSid, 200) ?? str(f.SmsSid, 200);
+  const sid = providerId(f.MessageSid) ?? providerId(f.SmsSid);
   if (!sid) return { ok: false, status: 400, reason: 'MessageSid is missing' };
   const raw = str(f.MessageStatus, 32) ?? str(f.SmsStatus, 32);
   if (!raw) return { ok: false, status: 400, reason: 'MessageStatus is missing' };

@@ -27,13 +27,24 @@ export function str(v: unknown, max = 100_000): string | undefined {
   return v;
 }
 
+/** A provider's id for a message: 1–200 printable characters (control characters never occur in real ids). */
+export function providerId(v: unknown): string | undefined {
+  const s = typeof v === 'number' && Number.isFinite(v) ? String(v) : v;
+  if (typeof s !== 'string' || s.length === 0 || s.length > 200 || /[\u0000-\u001f\u007f]/.test(s)) return undefined;
+  return s;
+}
+
 /** Seconds since the epoch (as WhatsApp sends them) to a Date; now when missing or absurd. */
 export function fromEpochSeconds(v: unknown, now = new Date()): Date {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,12}$/.test(v) ? Number(v) : NaN;
   if (!Number.isFinite(n) || n <= 0) return now;
-  const d = new Date(n * 1000);
-  // A timestamp a day in the future is a broken clock or a forged body: use our own.
-  return d.getTime() > now.getTime() + 86_400_000 ? now : d;
+  return plausible(new Date(n * 1000), now);
+}
+
+/** A provider's time, or ours when it is missing, before 2000 or more than a day ahead (a broken clock or a forged body). */
+export function plausible(d: Date, now = new Date()): Date {
+  const t = d.getTime();
+  return Number.isNaN(t) || t < 946_684_800_000 || t > now.getTime() + 86_400_000 ? now : d;
 }
 
 /** A phone number as providers send it ("+51987654321", "51987654321") to E.164, or undefined. */

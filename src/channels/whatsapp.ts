@@ -14,10 +14,10 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config.js';
-import type { OutboundContent, ParsedInbound } from '../messaging/types.js';
+import type { OutboundContent, OutboundMedia, ParsedInbound } from '../messaging/types.js';
 import type { ChannelAdapter, ErrorClass, ProviderError, SendRequest, SendResult, StatusUpdate, WebhookRequest, WebhookResult } from './types.js';
 import { ProviderHttp, networkError, parseJson, retryAfterMs, shortDetail, type HttpOptions } from './http.js';
-import { e164, fromEpochSeconds, header, isRecord, safeEqual, str } from './verify.js';
+import { e164, fromEpochSeconds, header, isRecord, providerId, safeEqual, str } from './verify.js';
 
 export interface WhatsAppSettings {
   apiUrl: string;
@@ -45,6 +45,7 @@ export const WHATSAPP_LIMITS = {
   templateName: 512,
   templateParam: 1024,
   callbackDataBytes: 512,
+  mediaCaption: 1024,
 } as const;
 
 const THROTTLED = new Set([4, 80007, 130429, 131048, 131056, 133016]);
@@ -76,7 +77,7 @@ export function classifyWhatsAppError(code: number | undefined, httpStatus?: num
 
 function providerError(code: number | undefined, httpStatus: number | undefined, detail: string, retryAfter?: number): ProviderError {
   const cls = classifyWhatsAppError(code, httpStatus);
-  const err: ProviderError = { class: cls, code: code !== undefined ? String(code) : `http_${httpStatus ?? 0}`, detail: shortDetail(detail) };
+  const err: ProviderError = { class: cls, code: code !== undefined ? String(code) : httpStatus === undefined ? 'unknown' : `http_${httpStatus}`, detail: shortDetail(detail) };
   if (retryAfter !== undefined) err.retryAfterMs = retryAfter;
   else if (code === 131056) err.retryAfterMs = 6_000; // pair rate: about one message per 6 s to one person
   return err;
@@ -94,7 +95,8 @@ export function validateWhatsAppContent(content: OutboundContent): string[] {
   };
   switch (content.type) {
     case 'text':
-      need(content.text, 'text', L.textBody);
+      if (content.media === undefined) need(content.text, 'text', L.textBody);
+      else p.push(...mediaProblems(content.media, content.text));
       break;
     case 'template':
       if (typeof content.name !== 'string' || !/^[a-z0-9_]{1,512}$/.test(content.name)) p.push('template name must be lower-case letters, digits and underscores');
@@ -140,6 +142,16 @@ export function validateWhatsAppContent(content: OutboundContent): string[] {
   return p;
 }
 
+/** Problems with a media message: the file (a https URL or a media id) and the caption's length. */
+function mediaProblems(m: OutboundMedia, caption: string): string[] {
+  const p: string[] = [];
+  if (!m || !['image', 'document', 'audio'].includes(m.kind)) return ['media kind must be image, document or audio'];
+  if (m.id !== undefined ? !/^[A-Za-z0-9_.-]{1,128}$/.test(m.id) : typeof m.url !== 'string' || !/^https:\/\/\S{1,2000}$/.test(m.url)) p.push('media needs a https:// URL or a WhatsApp media id');
+  if (m.kind !== 'audio' && typeof caption === 'string' && chars(caption) > WHATSAPP_LIMITS.mediaCaption) p.push(`caption has ${chars(caption)} characters; WhatsApp allows ${WHATSAPP_LIMITS.mediaCaption}`);
+  if (m.filename !== undefined && (typeof m.filename !== 'string' || m.filename.length > 240)) p.push('media file name must be at most 240 characters');
+  return p;
+}
+
 /** The JSON body of a Cloud API send request. Throws when the recipient is not an address WhatsApp knows. */
 export function whatsappPayload(req: SendRequest): Record<string, unknown> {
   const payload: Record<string, unknown> = { messaging_product: 'whatsapp', recipient_type: 'individual' };
@@ -154,6 +166,16 @@ export function whatsappPayload(req: SendRequest): Record<string, unknown> {
   const c = req.content;
   switch (c.type) {
     case 'text':
+      if (c.media) {
+        // An image or document carries the text as its caption; a voice note goes alone.
+        const m = c.media;
+        const object: Record<string, unknown> = m.id ? { id: m.id } : { link: m.url };
+        if (m.kind !== 'audio' && c.text.trim() !== '') object.caption = c.text;
+        if (m.kind === 'document' && m.filename) object.filename = m.filename;
+        payload.type = m.kind;
+        payload[m.kind] = object;
+        break;
+      }
       payload.type = 'text';
       payload.text = { preview_url: false, body: c.text };
       break;
@@ -315,7 +337,7 @@ const BSUID = /^[A-Z]{2}\.[A-Za-z0-9.]{1,60}$/;
 
 function parseMessage(m: unknown, contacts: Record<string, unknown>[], names: Map<string, string>, now: Date): ParsedInbound | null {
   if (!isRecord(m)) return null;
-  const id = str(m.id, 200);
+  const id = providerId(m.id);
   const type = str(m.type, 64);
   if (!id || !type) return null;
   // The sender: the phone (wa_id) when Meta shares it, else the business-scoped user id.
@@ -380,7 +402,7 @@ const STATUSES = new Set(['sent', 'delivered', 'read', 'failed']);
 
 function parseStatus(s: unknown, now: Date): StatusUpdate | null {
   if (!isRecord(s)) return null;
-  const id = str(s.id, 200);
+  const id = providerId(s.id);
   const status = str(s.status, 32);
   if (!id || !status || !STATUSES.has(status)) return null;
   const update: StatusUpdate = { channel: 'whatsapp', providerId: id, status: status as StatusUpdate['status'], at: fromEpochSeconds(s.timestamp, now) };

@@ -6,6 +6,7 @@
  * crash is routed after the restart.
  */
 import { findOrCreateContact } from '../contacts/addresses.js';
+import type { Knex } from '../db/orm.js';
 import { toDate, toInt } from '../db/values.js';
 import { routeMessage, type NamedStep } from './router.js';
 import type { InboundContext, ParsedInbound, RouterServices } from './types.js';
@@ -17,42 +18,142 @@ export interface StoreResult {
   duplicates: number;
 }
 
+/**
+ * Stores a batch of parsed messages in one transaction, de-duplicated on (channel, provider id),
+ * each linked to its contact (found or created by address), and moves the addresses' last inbound
+ * time (which opens WhatsApp's 24-hour window) and the contacts' last seen time forward — never
+ * back, so a late replay of an old message does not shorten the window. Set-based: a batch of n
+ * messages from known contacts costs a handful of queries, not several per message (the webhooks
+ * group the messages of concurrent requests into one batch).
+ */
 export async function storeInbound(services: RouterServices, messages: readonly ParsedInbound[]): Promise<StoreResult> {
-  const { knex } = services.db;
+  const outcome = await storeInboundBatch(services.db.knex, messages);
   const result: StoreResult = { stored: [], duplicates: 0 };
-  for (const m of messages) {
-    const seen = await knex('inbound_messages').where({ channel: m.channel, provider_id: m.providerId }).first('id');
-    if (seen) {
-      result.duplicates++;
-      continue;
-    }
-    const found = await findOrCreateContact(knex, { medium: m.medium, kind: m.fromKind, address: m.from });
-    const inserted = await knex('inbound_messages')
-      .insert({
-        channel: m.channel,
-        provider_id: m.providerId,
-        contact_id: found.contactId,
-        address_id: found.addressId,
-        kind: m.kind,
-        text: m.text,
-        payload: m.payload ?? null,
-        keep: false,
-        received_at: m.receivedAt,
-      })
-      .onConflict(['channel', 'provider_id'])
-      .ignore()
-      .returning('id');
-    if (inserted.length === 0) {
-      result.duplicates++;
-      continue;
-    }
-    const id = toInt(typeof inserted[0] === 'object' ? (inserted[0] as { id: unknown }).id : inserted[0]);
-    result.stored.push(id);
-    const now = new Date();
-    await knex('contact_addresses').where('id', found.addressId).update({ last_inbound_at: m.receivedAt });
-    await knex('contacts').where('id', found.contactId).update({ last_seen_at: m.receivedAt, updated_at: now });
+  for (const id of outcome) {
+    if (id === null) result.duplicates++;
+    else result.stored.push(id);
   }
   return result;
+}
+
+/** NUL cannot be stored in PostgreSQL text; nobody means it. */
+const clean = (s: string) => (s.includes('\u0000') ? s.replace(/\u0000/g, '') : s);
+const CHUNK = 400;
+
+function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Like storeInbound, with one outcome per message in the order given: the new id, or null for a duplicate. */
+export async function storeInboundBatch(knex: Knex, messages: readonly ParsedInbound[]): Promise<(number | null)[]> {
+  const outcome: (number | null)[] = messages.map(() => null);
+  if (messages.length === 0) return outcome;
+  const rows = messages.map((m) => ({ m, channel: m.channel, providerId: clean(m.providerId).slice(0, 200), address: clean(m.from) }));
+  const key = (channel: string, providerId: string) => `${channel}\u0000${providerId}`;
+
+  return knex.transaction(async (trx) => {
+    // 1. Replays: within the batch, and of messages stored earlier.
+    const firstOf = new Map<string, number>();
+    rows.forEach((r, i) => {
+      const k = key(r.channel, r.providerId);
+      if (!firstOf.has(k)) firstOf.set(k, i);
+    });
+    const byChannel = new Map<string, string[]>();
+    for (const i of firstOf.values()) {
+      const r = rows[i];
+      byChannel.set(r.channel, [...(byChannel.get(r.channel) ?? []), r.providerId]);
+    }
+    const seen = new Set<string>();
+    for (const [channel, ids] of byChannel) {
+      for (const part of chunks(ids)) {
+        const found: { provider_id: string }[] = await trx('inbound_messages').where('channel', channel).whereIn('provider_id', part).select('provider_id');
+        for (const f of found) seen.add(key(channel, String(f.provider_id)));
+      }
+    }
+    const fresh = [...firstOf.values()].filter((i) => !seen.has(key(rows[i].channel, rows[i].providerId)));
+    if (fresh.length === 0) return outcome;
+
+    // 2. Contacts by address: known ones in one query per medium, new ones created one by one.
+    const addrKey = (medium: string, address: string) => `${medium}\u0000${address}`;
+    const contactOf = new Map<string, { contactId: number; addressId: number }>();
+    const byMedium = new Map<string, Set<string>>();
+    for (const i of fresh) {
+      const r = rows[i];
+      const set = byMedium.get(r.m.medium) ?? new Set<string>();
+      set.add(r.address);
+      byMedium.set(r.m.medium, set);
+    }
+    for (const [medium, addresses] of byMedium) {
+      for (const part of chunks([...addresses])) {
+        const found: { id: unknown; contact_id: unknown; address: string }[] = await trx('contact_addresses').where('channel', medium).whereIn('address', part).select('id', 'contact_id', 'address');
+        for (const f of found) contactOf.set(addrKey(medium, String(f.address)), { contactId: toInt(f.contact_id), addressId: toInt(f.id) });
+      }
+    }
+    for (const i of fresh) {
+      const r = rows[i];
+      const k = addrKey(r.m.medium, r.address);
+      if (contactOf.has(k)) continue;
+      const found = await findOrCreateContact(trx, { medium: r.m.medium, kind: r.m.fromKind, address: r.address });
+      contactOf.set(k, { contactId: found.contactId, addressId: found.addressId });
+    }
+
+    // 3. The messages themselves; a concurrent writer of the same id (another process) wins quietly.
+    const inserted = new Map<string, number>();
+    for (const part of chunks(fresh)) {
+      const values = part.map((i) => {
+        const r = rows[i];
+        const c = contactOf.get(addrKey(r.m.medium, r.address))!;
+        return {
+          channel: r.channel,
+          provider_id: r.providerId,
+          contact_id: c.contactId,
+          address_id: c.addressId,
+          kind: r.m.kind,
+          text: r.m.text === null || r.m.text === undefined ? null : clean(r.m.text),
+          payload: r.m.payload === null || r.m.payload === undefined ? null : clean(r.m.payload).slice(0, 256),
+          keep: false,
+          received_at: r.m.receivedAt,
+        };
+      });
+      const back: { id: unknown; channel: string; provider_id: string }[] = await trx('inbound_messages').insert(values).onConflict(['channel', 'provider_id']).ignore().returning(['id', 'channel', 'provider_id']);
+      for (const b of back) inserted.set(key(String(b.channel), String(b.provider_id)), toInt(b.id));
+    }
+
+    // 4. Last inbound (per address) and last seen (per contact), forward only.
+    const lastByAddress = new Map<number, Date>();
+    const lastByContact = new Map<number, Date>();
+    for (const i of fresh) {
+      const r = rows[i];
+      const id = inserted.get(key(r.channel, r.providerId));
+      if (id === undefined) continue;
+      outcome[i] = id;
+      const c = contactOf.get(addrKey(r.m.medium, r.address))!;
+      const at = r.m.receivedAt;
+      if (!(lastByAddress.get(c.addressId)! >= at)) lastByAddress.set(c.addressId, at);
+      if (!(lastByContact.get(c.contactId)! >= at)) lastByContact.set(c.contactId, at);
+    }
+    const now = new Date();
+    for (const [at, ids] of groupByTime(lastByAddress)) {
+      for (const part of chunks(ids)) {
+        await trx('contact_addresses').whereIn('id', part).where((w) => w.whereNull('last_inbound_at').orWhere('last_inbound_at', '<', at)).update({ last_inbound_at: at });
+      }
+    }
+    for (const [at, ids] of groupByTime(lastByContact)) {
+      for (const part of chunks(ids)) {
+        await trx('contacts').whereIn('id', part).where((w) => w.whereNull('last_seen_at').orWhere('last_seen_at', '<', at)).update({ last_seen_at: at, updated_at: now });
+      }
+    }
+    return outcome;
+  });
+}
+
+/** Rows that move to the same time share one UPDATE (a WhatsApp batch shares its second). */
+function groupByTime(last: Map<number, Date>): [Date, number[]][] {
+  const groups = new Map<number, number[]>();
+  for (const [id, at] of last) groups.set(at.getTime(), [...(groups.get(at.getTime()) ?? []), id]);
+  return [...groups].map(([t, ids]) => [new Date(t), ids]);
 }
 
 /** Routes one stored message (if nobody has yet). Returns the route, or null if it was already handled. */
