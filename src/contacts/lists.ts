@@ -202,13 +202,19 @@ export async function defaultList(knex: Knex, config: Pick<Config, 'DEFAULT_LANG
 
 export const DEFAULT_LIST_KEY = 'updates';
 
+/** The default list's name in the install's default language (staff can rename it). */
+function defaultListName(language: string, programme: string): string {
+  const names: Record<string, string> = { es: `Novedades de ${programme}`, pt: `Novidades de ${programme}`, fr: `Actualités de ${programme}` };
+  return names[language.split('-')[0]] ?? `${programme} updates`;
+}
+
 async function createDefaultList(knex: Knex, config: Pick<Config, 'DEFAULT_LANGUAGE' | 'PROGRAMME_NAME'>): Promise<void> {
   const now = new Date();
   await knex('lists')
     .insert({
       key: DEFAULT_LIST_KEY,
-      name: `${config.PROGRAMME_NAME} updates`,
-      description: 'News and key messages from the programme. Created at installation; rename or edit it as you need.',
+      name: defaultListName(config.DEFAULT_LANGUAGE, config.PROGRAMME_NAME),
+      description: null, // shown to people in the consent prompt: staff write it, in the list's language
       purpose: 'updates',
       keywords: json({ es: ['NOTICIAS'], en: ['NEWS'], pt: ['NOVIDADES'], fr: ['INFOS'] }),
       double_opt_in: true,

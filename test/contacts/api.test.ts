@@ -167,10 +167,10 @@ describe('console pages', () => {
     const page = await c.get(`/contacts/${id}`);
     expect(page.status).toBe(200);
     expect(page.text_).toContain('consent-prompt');
-    expect(page.text_).toContain('Línea Amiga updates');
+    expect(page.text_).toContain('Novedades de Línea Amiga');
     expect(page.text_).not.toContain('action="/contacts/' + id + '/erase"'); // no erase form without contacts.erase
     const lists = await c.get('/lists');
-    expect(lists.text_).toMatch(/Línea Amiga updates[\s\S]*?<td>1<\/td>/);
+    expect(lists.text_).toMatch(/Novedades de Línea Amiga[\s\S]*?<td>1<\/td>/);
   });
 
   it('a viewer gets no contacts page but sees lists', async () => {

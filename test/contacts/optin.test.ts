@@ -57,7 +57,7 @@ describe('JOIN → prompt → YES', () => {
     expect(body).toContain('Cruz Roja Lima'); // from whom
     expect(body).toContain('Reply STOP'); // how to stop
     expect(body).toContain('Reply YES'); // how to confirm on SMS
-    expect(body).toContain('Cruz Roja Lima updates'); // what
+    expect(body).toContain('Novedades de Cruz Roja Lima'); // what
     // Nothing is granted yet.
     expect(await hasConsent(s.db.knex, c.id, 'updates')).toBe(false);
     expect(await subscriptionsOf(s.db.knex, c.id)).toEqual([]);
