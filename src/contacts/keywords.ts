@@ -79,11 +79,12 @@ export function parseYesNo(text: string | null | undefined): 'yes' | 'no' | null
   return null;
 }
 
-/** "JOIN", "JOIN NEWS", "unirse noticias" → the verb's language and the rest (empty for the default list). */
+/** "JOIN", "JOIN NEWS", "unirse noticias" → the verb's language and the keyword (empty for the default list). More than one word after the verb is a sentence: null. */
 export function parseJoin(text: string | null | undefined): { lang: Lang; keyword: string } | null {
   const n = normaliseKeyword(text);
   if (!n) return null;
   const [verb, ...rest] = n.split(' ');
   if (!(verb in JOIN_WORDS)) return null;
+  if (rest.length > 1) return null; // "join us tomorrow", "entrar en contacto": a sentence, not a command
   return { lang: JOIN_WORDS[verb], keyword: rest.join(' ') };
 }

@@ -54,6 +54,8 @@ describe('keywords', () => {
     expect(parseYesNo('yes please')).toBeNull();
     expect(parseJoin('rejoindre infos')).toEqual({ lang: 'fr', keyword: 'INFOS' });
     expect(parseJoin('joined')).toBeNull();
+    expect(parseJoin('Entrar en contacto con ustedes')).toBeNull();
+    expect(parseJoin('join us tomorrow')).toBeNull();
   });
 });
 
