@@ -161,7 +161,7 @@ export class FakeProvider {
   }
 
   /** Settings that point every channel at this fake, with matching credentials. */
-  env(): Record<string, string> {
+  env(): FakeEnv {
     return fakeEnv(this.url, this.credentials ?? FAKE_CREDENTIALS);
   }
 
@@ -404,7 +404,14 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
   res.end(text);
 }
 
-export function fakeEnv(url: string, c: FakeCredentials = FAKE_CREDENTIALS): Record<string, string> {
+export type FakeEnv = Record<
+  | 'WHATSAPP_API_URL' | 'WHATSAPP_ACCESS_TOKEN' | 'WHATSAPP_PHONE_NUMBER_ID' | 'WHATSAPP_APP_SECRET' | 'WHATSAPP_VERIFY_TOKEN'
+  | 'TWILIO_API_URL' | 'TWILIO_ACCOUNT_SID' | 'TWILIO_AUTH_TOKEN' | 'TWILIO_FROM'
+  | 'AFRICASTALKING_API_URL' | 'AFRICASTALKING_USERNAME' | 'AFRICASTALKING_API_KEY' | 'AFRICASTALKING_FROM' | 'AFRICASTALKING_WEBHOOK_SECRET',
+  string
+>;
+
+export function fakeEnv(url: string, c: FakeCredentials = FAKE_CREDENTIALS): FakeEnv {
   return {
     WHATSAPP_API_URL: `${url}/v23.0`,
     WHATSAPP_ACCESS_TOKEN: c.whatsappToken,
@@ -430,7 +437,7 @@ export async function startFakeProvider(opts: FakeProviderOptions = {}): Promise
 export interface SpawnedFakeProvider {
   url: string;
   child: ChildProcess;
-  env(): Record<string, string>;
+  env(): FakeEnv;
   stats(): Promise<FakeStats>;
   configure(c: { latencyMs?: number; faults?: FakeFault[]; record?: boolean }): Promise<void>;
   reset(): Promise<void>;
