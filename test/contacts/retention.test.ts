@@ -25,6 +25,9 @@ beforeAll(async () => {
 afterAll(() => s?.close());
 
 const DAY = 86_400_000;
+// Only the contacts domain's steps and the inbox: what other domains do with a message (complaint intake,
+// FAQ answers) is theirs to test; here the messages just have to be stored and routed.
+const STEPS = ROUTER_STEPS.filter((st) => st.name.startsWith('contacts.') || st.name === 'inbox');
 let seq = 0;
 const sms = (from: string, text: string, receivedAt: Date): ParsedInbound => ({
   channel: 'simulator', medium: 'sms', providerId: `ret-${++seq}`, from, fromKind: 'phone', kind: 'text', text, receivedAt,
@@ -35,7 +38,7 @@ const STRANGER_TEXT = 'mi hija tiene fiebre desde el martes en Zarumilla';
 const MEMBER = '+51987650456'; // joined and consented ten days ago
 const MEMBER_TEXT = 'tengo una pregunta sobre el bono de octubre';
 const RECENT_TEXT = 'gracias por la informacion de hoy';
-const KEPT_TEXT = 'queja: no me pagaron el monto completo';
+const KEPT_TEXT = 'el monto que recibimos fue menor al anunciado';
 
 async function contactId(address: string): Promise<number | null> {
   const row = await s.db.knex('contact_addresses').where('address', address).first('contact_id');
@@ -54,11 +57,11 @@ describe('retention', () => {
   const tenDaysAgo = new Date(Date.now() - 10 * DAY);
 
   beforeAll(async () => {
-    await receive(s, ROUTER_STEPS, [sms(STRANGER, STRANGER_TEXT, tenDaysAgo)]);
-    await receive(s, ROUTER_STEPS, [sms(MEMBER, 'JOIN', tenDaysAgo), sms(MEMBER, 'YES', new Date(tenDaysAgo.getTime() + 60_000))]);
-    await receive(s, ROUTER_STEPS, [sms(MEMBER, MEMBER_TEXT, tenDaysAgo)]);
-    await receive(s, ROUTER_STEPS, [sms(MEMBER, RECENT_TEXT, new Date())]);
-    const kept = await receive(s, ROUTER_STEPS, [sms(MEMBER, KEPT_TEXT, tenDaysAgo)]);
+    await receive(s, STEPS, [sms(STRANGER, STRANGER_TEXT, tenDaysAgo)]);
+    await receive(s, STEPS, [sms(MEMBER, 'JOIN', tenDaysAgo), sms(MEMBER, 'YES', new Date(tenDaysAgo.getTime() + 60_000))]);
+    await receive(s, STEPS, [sms(MEMBER, MEMBER_TEXT, tenDaysAgo)]);
+    await receive(s, STEPS, [sms(MEMBER, RECENT_TEXT, new Date())]);
+    const kept = await receive(s, STEPS, [sms(MEMBER, KEPT_TEXT, tenDaysAgo)]);
     await s.db.knex('inbound_messages').where('id', kept.stored[0]).update({ keep: true });
     // Backdate the contact rows as if they had been created ten days ago.
     await s.db.knex('contacts').update({ created_at: tenDaysAgo });
@@ -116,7 +119,7 @@ describe('retention', () => {
 
   it('spares a contact with an open case in another domain', async () => {
     const phone = '+51987650789';
-    await receive(s, ROUTER_STEPS, [sms(phone, 'hola', new Date(Date.now() - 10 * DAY))]);
+    await receive(s, STEPS, [sms(phone, 'hola', new Date(Date.now() - 10 * DAY))]);
     const id = (await contactId(phone))!;
     await s.db.knex('contacts').where('id', id).update({ created_at: new Date(Date.now() - 10 * DAY) });
     OPEN_CASE_QUERIES.push({ domain: 'test', contactIds: (knex) => knex('contacts').where('id', id).select('id as contact_id') });
@@ -134,7 +137,7 @@ describe('retention', () => {
 
   it('does nothing with a period of 0', async () => {
     const phone = '+51987650790';
-    await receive(s, ROUTER_STEPS, [sms(phone, 'texto viejo', new Date(Date.now() - 30 * DAY))]);
+    await receive(s, STEPS, [sms(phone, 'texto viejo', new Date(Date.now() - 30 * DAY))]);
     const r = await runRetention(s.db, { RETENTION_MESSAGE_DAYS: 0, RETENTION_UNCONSENTED_DAYS: 0 });
     expect(r).toMatchObject({ messagesErased: 0, repliesErased: 0, contactsErased: 0 });
     expect(await contactId(phone)).not.toBeNull();
@@ -144,7 +147,7 @@ describe('retention', () => {
   it.skipIf(testDbKind !== 'sqlite')('compacts the file after a staff erasure, so the erased number leaves the file too', async () => {
     const phone = '+51987650791';
     const words = 'vivo en la calle Los Olivos 123 con mis tres hijos';
-    await receive(s, ROUTER_STEPS, [sms(phone, words, new Date())]);
+    await receive(s, STEPS, [sms(phone, words, new Date())]);
     const id = (await contactId(phone))!;
     await s.db.knex.raw('PRAGMA wal_checkpoint(TRUNCATE)');
     expect(sqliteBytes().includes(Buffer.from(words))).toBe(true);
