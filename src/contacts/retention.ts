@@ -57,7 +57,8 @@ export function unconsentedContacts(knex: Knex, cutoff: Date, now: Date): Knex.Q
     .whereNotExists(knex('consents as k').whereRaw('k.contact_id = c.id').where('k.at', '>=', cutoff).select(knex.raw('1')))
     .whereNotExists(knex('pending_confirmations as p').whereRaw('p.contact_id = c.id').whereNull('p.answered_at').where('p.expires_at', '>', now).select(knex.raw('1')))
     .select('c.id');
-  for (const oc of OPEN_CASE_QUERIES) q.whereNotIn('c.id', oc.contactIds(knex));
+  // NOT IN over a set holding a NULL matches nothing, so nulls are filtered whatever the hook returns.
+  for (const oc of OPEN_CASE_QUERIES) q.whereNotIn('c.id', knex.from(oc.contactIds(knex).as('oc')).whereNotNull('oc.contact_id').select('oc.contact_id'));
   return q;
 }
 

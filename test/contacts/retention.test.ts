@@ -120,12 +120,16 @@ describe('retention', () => {
   it('spares a contact with an open case in another domain', async () => {
     const phone = '+51987650789';
     await receive(s, STEPS, [sms(phone, 'hola', new Date(Date.now() - 10 * DAY))]);
+    const other = '+51987650788';
+    await receive(s, STEPS, [sms(other, 'hola', new Date(Date.now() - 10 * DAY))]);
     const id = (await contactId(phone))!;
-    await s.db.knex('contacts').where('id', id).update({ created_at: new Date(Date.now() - 10 * DAY) });
-    OPEN_CASE_QUERIES.push({ domain: 'test', contactIds: (knex) => knex('contacts').where('id', id).select('id as contact_id') });
+    await s.db.knex('contacts').update({ created_at: new Date(Date.now() - 10 * DAY) });
+    // An open case of this contact, and an anonymous one (no contact) that must not block everyone else.
+    OPEN_CASE_QUERIES.push({ domain: 'test', contactIds: (knex) => knex('contacts').where('id', id).select('id as contact_id').unionAll((u) => u.select(knex.raw('null as contact_id'))) });
     try {
       const r = await runRetention(s.db, s.config, { vacuum: false });
-      expect(r.contactsErased).toBe(0);
+      expect(r.contactsErased).toBe(1); // the other one
+      expect(await contactId(other)).toBeNull();
       expect(await contactId(phone)).toBe(id);
     } finally {
       OPEN_CASE_QUERIES.pop();
