@@ -14,6 +14,7 @@ import { consentHistory, currentConsents, withdrawAll } from './consent.js';
 import { requireContact } from './contacts.js';
 import { listFields } from './fields.js';
 import { ERASURE_HOOKS } from './hooks.js';
+import { SUBJECT_ACCESS_HOOKS } from './access-hooks.js';
 import { endSubscriptions, subscriptionsOf } from './lists.js';
 import { addTombstones } from './pseudonyms.js';
 
@@ -25,6 +26,8 @@ export async function exportContactData(db: Database, actor: Actor, contactId: n
   const inbound = await knex('inbound_messages').where('contact_id', contactId).orderBy('id');
   const outbox = await knex('outbox').where('contact_id', contactId).orderBy('id');
   const pending = await knex('pending_confirmations').where('contact_id', contactId).orderBy('id');
+  const domains: Record<string, unknown> = {};
+  for (const hook of SUBJECT_ACCESS_HOOKS) domains[hook.domain] = await hook.collect(knex, contactId);
   const data = {
     exportedAt: new Date().toISOString(),
     contact,
@@ -44,6 +47,7 @@ export async function exportContactData(db: Database, actor: Actor, contactId: n
       const o = readOutboxRow(r);
       return { id: o.id, purpose: o.purpose, status: o.status, channel: o.channel, language: o.language, content: o.content, broadcastId: o.broadcastId, createdAt: toDate(r.created_at).toISOString(), statusAt: toDateOrNull(r.status_at)?.toISOString() ?? null };
     }),
+    domains,
   };
   await audit(db, actor, { action: 'contact.export', entityType: 'contact', entityId: contactId, detail: { inbound: inbound.length, outbox: outbox.length } });
   return data;

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDefaults } from '../../src/contacts/lists.js';
 import { isTombstoned } from '../../src/contacts/pseudonyms.js';
+import { SUBJECT_ACCESS_HOOKS } from '../../src/contacts/access-hooks.js';
 import { receive } from '../../src/messaging/inbound.js';
 import { ROUTER_STEPS } from '../../src/messaging/steps.js';
 import { createLogger } from '../../src/log.js';
@@ -123,7 +124,8 @@ describe('contacts API', () => {
   it('exports everything held as JSON, then erases: personal data gone, ledger and counts kept, number tombstoned', async () => {
     const services = { config: t.config, db: t.db, log: createLogger('silent') };
     await receive(services, ROUTER_STEPS, [{ channel: 'simulator', medium: 'sms', providerId: 'api-1', from: '+51987654321', fromKind: 'phone', kind: 'text', text: 'hola, necesito ayuda con mi documento', receivedAt: new Date() }]);
-    const exp = await api('admin', 'GET', `/contacts/${contactId}/export`);
+    SUBJECT_ACCESS_HOOKS.push({ domain: 'surveys', collect: async (_knex, id) => ({ answersOf: id }) });
+    const exp = await api('admin', 'GET', `/contacts/${contactId}/export`).finally(() => SUBJECT_ACCESS_HOOKS.pop());
     expect(exp.status).toBe(200);
     expect(exp.headers.get('content-disposition')).toContain(`contact-${contactId}.json`);
     const data = body(exp);
@@ -131,6 +133,7 @@ describe('contacts API', () => {
     expect(data.inboundMessages.map((m: { text: string }) => m.text)).toContain('hola, necesito ayuda con mi documento');
     expect(data.consents.history).toHaveLength(2);
     expect(data.outbox.length).toBeGreaterThan(0);
+    expect(data.domains).toEqual({ surveys: { answersOf: contactId } });
     expect(await t.db.knex('audit_events').where({ action: 'contact.export', entity_id: String(contactId) }).first()).toBeTruthy();
 
     expect((await api('admin', 'POST', `/contacts/${contactId}/erase`, {})).status).toBe(400);
