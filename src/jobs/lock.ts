@@ -181,3 +181,18 @@ function scrub(message: string): string {
     .split('\n')[0]
     .slice(0, 300);
 }
+
+/**
+ * Keeps job_runs from growing without end: deletes runs that started more than `keepDays` ago, and
+ * `skipped` runs (one per process per tick on PostgreSQL) after `keepSkippedDays`. Returns how many went.
+ */
+export async function pruneJobRuns(db: Database, opts: { keepDays?: number; keepSkippedDays?: number; now?: Date } = {}): Promise<number> {
+  const now = (opts.now ?? new Date()).getTime();
+  const old = await db.knex('job_runs').where('started_at', '<', new Date(now - (opts.keepDays ?? 30) * 86_400_000)).delete();
+  const skipped = await db
+    .knex('job_runs')
+    .where('status', 'skipped')
+    .where('started_at', '<', new Date(now - (opts.keepSkippedDays ?? 2) * 86_400_000))
+    .delete();
+  return Number(old) + Number(skipped);
+}

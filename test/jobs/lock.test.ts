@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/orm.js';
 import { toDate } from '../../src/db/values.js';
-import { describeError, lockKey, runExclusive } from '../../src/jobs/lock.js';
+import { describeError, lockKey, pruneJobRuns, runExclusive } from '../../src/jobs/lock.js';
 import { jobs } from '../../src/jobs/registry.js';
 import { ROOT } from '../../src/paths.js';
 import { purgeExpiredSessions } from '../../src/staff/service.js';
@@ -153,6 +153,25 @@ describe('the purge-sessions job', () => {
     expect(r).toMatchObject({ status: 'ok', detail: { deleted: 2 } });
     expect((await db.knex('staff_sessions').select('id')).map((s: { id: string }) => s.id)).toEqual(['b'.repeat(64)]);
     expect(await db.knex('login_attempts').select('id')).toHaveLength(1);
+  });
+});
+
+describe('the prune-job-runs job', () => {
+  it('deletes runs older than 30 days and skipped runs older than 2 days', async () => {
+    const day = 86_400_000;
+    const at = (daysAgo: number) => new Date(Date.now() - daysAgo * day);
+    await db.knex('job_runs').insert([
+      { job: 'test-prune', started_at: at(31), finished_at: at(31), status: 'ok', detail: null },
+      { job: 'test-prune', started_at: at(29), finished_at: at(29), status: 'ok', detail: null },
+      { job: 'test-prune', started_at: at(3), finished_at: at(3), status: 'skipped', detail: null },
+      { job: 'test-prune', started_at: at(1), finished_at: at(1), status: 'skipped', detail: null },
+    ]);
+    // what src/jobs/prune-job-runs.ts runs in its worker
+    const r = await runExclusive(db, 'prune-job-runs', async () => ({ deleted: await pruneJobRuns(db) }));
+    expect(r).toMatchObject({ status: 'ok', detail: { deleted: 2 } });
+    const left = await runs('test-prune');
+    expect(left.map((x) => x.status)).toEqual(['ok', 'skipped']);
+    expect(toDate(left[0].started_at).getTime()).toBeLessThan(Date.now() - 28 * day);
   });
 });
 
