@@ -3,6 +3,7 @@
  * (a small edit, like src/messaging/steps.ts) when a domain holds cases or personal data of contacts.
  */
 import type { Knex } from '../db/orm.js';
+import { eraseSurveyData } from '../surveys/privacy.js';
 
 /**
  * "Open case" queries: each returns a query selecting `contact_id` of contacts with a case still
@@ -25,4 +26,4 @@ export interface ErasureHook {
   domain: string;
   erase: (trx: Knex, contactId: number, at: Date) => Promise<void>;
 }
-export const ERASURE_HOOKS: ErasureHook[] = [];
+export const ERASURE_HOOKS: ErasureHook[] = [{ domain: 'surveys', erase: eraseSurveyData }];

@@ -32,4 +32,11 @@ export const jobs: JobDefinition[] = [
     cron: '30 3 * * *',
     summary: 'Erases conversation text older than RETENTION_MESSAGE_DAYS and the number and name of contacts without consent after RETENTION_UNCONSENTED_DAYS; compacts SQLite',
   },
+  {
+    name: 'survey-timers',
+    file: 'survey-timers',
+    interval: '1m',
+    firstRunAfter: '20s',
+    summary: 'Starts scheduled survey runs, sends survey reminders, expires silent survey sessions and starts the next waiting ones',
+  },
 ];

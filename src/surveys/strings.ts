@@ -58,7 +58,7 @@ const en: Table = {
   language_prompt: 'Choose your language',
   yes: 'Yes',
   no: 'No',
-  consent_yes: 'Start',
+  consent_yes: 'Yes, start',
   consent_no: 'No, thanks',
 };
 

@@ -77,7 +77,7 @@ describe('opening', () => {
     expect(lastQuestion(start)).toMatchObject({ name: '~language', text: 'Elija su idioma / Choose your language', choices: [{ key: 'es', label: 'Español' }, { key: 'en', label: 'English' }] });
     expect(chosen.state.lang).toBe('en');
     expect(chosen.events[0]).toEqual({ type: 'language', lang: 'en' });
-    expect(lastQuestion(chosen)).toMatchObject({ name: '~consent', lang: 'en', choices: [{ label: 'Start' }, { label: 'No, thanks' }] });
+    expect(lastQuestion(chosen)).toMatchObject({ name: '~consent', lang: 'en', choices: [{ label: 'Yes, start' }, { label: 'No, thanks' }] });
     // By name and by button too.
     expect(talk(na, ['english'], { askLanguage: true }, null)[1].state.lang).toBe('en');
     expect(talk(na, [{ payload: choicePayload('~language', 1) }], { askLanguage: true }, null)[1].state.lang).toBe('es');

@@ -7,6 +7,7 @@ import { Migration20261122000200_contacts } from './Migration20261122000200_cont
 import { Migration20261122000300_messaging } from './Migration20261122000300_messaging.js';
 import { Migration20261122000600_contacts_consent } from './Migration20261122000600_contacts_consent.js';
 import { Migration20261122010500_segments_imports } from './Migration20261122010500_segments_imports.js';
+import { Migration20261122011000_surveys } from './Migration20261122011000_surveys.js';
 
 export const migrationsList = [
   { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
@@ -14,4 +15,5 @@ export const migrationsList = [
   { name: 'Migration20261122000300_messaging', class: Migration20261122000300_messaging },
   { name: 'Migration20261122000600_contacts_consent', class: Migration20261122000600_contacts_consent },
   { name: 'Migration20261122010500_segments_imports', class: Migration20261122010500_segments_imports },
+  { name: 'Migration20261122011000_surveys', class: Migration20261122011000_surveys },
 ];
