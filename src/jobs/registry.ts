@@ -33,6 +33,12 @@ export const jobs: JobDefinition[] = [
     summary: 'Erases conversation text older than RETENTION_MESSAGE_DAYS and the number and name of contacts without consent after RETENTION_UNCONSENTED_DAYS; compacts SQLite',
   },
   {
+    name: 'prune-job-runs',
+    file: 'prune-job-runs',
+    cron: '15 4 * * *',
+    summary: 'Deletes job_runs records older than 30 days, and skipped runs older than 2 days',
+  },
+  {
     name: 'survey-timers',
     file: 'survey-timers',
     interval: '1m',
