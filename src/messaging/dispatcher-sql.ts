@@ -1,0 +1,179 @@
+/**
+ * The dispatcher's set-based SQL: claiming a batch, writing a batch of results, renewing and
+ * recovering claims. Every statement is constant text with `?` placeholders; values always travel as
+ * bindings (lists of ids and batches of results as one JSON parameter each).
+ *
+ * Claiming: on PostgreSQL the rows are chosen with FOR UPDATE SKIP LOCKED inside the UPDATE, so
+ * several processes claim disjoint batches without waiting for each other; on SQLite the UPDATE is
+ * atomic under the database's single writer lock.
+ */
+import type { Database, Knex } from '../db/orm.js';
+import { toDate, toInt } from '../db/values.js';
+import type { OutboundContent } from './types.js';
+
+export interface ClaimedRow {
+  id: number;
+  contactId: number;
+  purpose: string;
+  priority: number;
+  broadcastId: number | null;
+  content: OutboundContent | null;
+  language: string | null;
+  channel: string | null;
+  addressId: number | null;
+  attempts: number;
+  createdAt: number;
+}
+
+const RETURNING = 'id, contact_id, purpose, priority, broadcast_id, content, language, channel, address_id, attempts, created_at';
+
+const CLAIM_PG = `UPDATE outbox SET status = 'sending', claimed_by = ?, claimed_at = ?
+ WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
+   ORDER BY priority, id LIMIT ? FOR UPDATE SKIP LOCKED)
+ RETURNING ${RETURNING}`;
+
+const CLAIM_SQLITE = `UPDATE outbox SET status = 'sending', claimed_by = ?, claimed_at = ?
+ WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
+   ORDER BY priority, id LIMIT ?)
+ RETURNING ${RETURNING}`;
+
+function rowsOf(result: unknown): Record<string, unknown>[] {
+  if (Array.isArray(result)) return result as Record<string, unknown>[];
+  const r = result as { rows?: Record<string, unknown>[] };
+  return r?.rows ?? [];
+}
+
+function nullableInt(v: unknown): number | null {
+  return v === null || v === undefined ? null : toInt(v);
+}
+
+/** Claims up to `limit` due rows for `claimer`, in priority order (replies, surveys, broadcasts; oldest first). */
+export async function claimBatch(db: Pick<Database, 'knex' | 'kind'>, claimer: string, limit: number, now = new Date()): Promise<ClaimedRow[]> {
+  const sql = db.kind === 'postgresql' ? CLAIM_PG : CLAIM_SQLITE;
+  const rows = rowsOf(await db.knex.raw(sql, [claimer, now, now, limit]));
+  const out = rows.map(
+    (r): ClaimedRow => ({
+      id: toInt(r.id),
+      contactId: toInt(r.contact_id),
+      purpose: String(r.purpose),
+      priority: toInt(r.priority),
+      broadcastId: nullableInt(r.broadcast_id),
+      content: r.content === null || r.content === undefined ? null : typeof r.content === 'string' ? (JSON.parse(r.content) as OutboundContent) : (r.content as OutboundContent),
+      language: (r.language as string | null) ?? null,
+      channel: (r.channel as string | null) ?? null,
+      addressId: nullableInt(r.address_id),
+      attempts: toInt(r.attempts),
+      createdAt: toDate(r.created_at).getTime(),
+    }),
+  );
+  // RETURNING gives no order: send in the order claimed.
+  out.sort((a, b) => a.priority - b.priority || a.id - b.id);
+  return out;
+}
+
+/** The end of one claimed row: its new status and what to record. */
+export interface RowResult {
+  id: number;
+  status: 'sent' | 'failed' | 'skipped' | 'queued';
+  providerId?: string | null;
+  segments?: number | null;
+  /** The channel that carried it (sent, failed) or must carry it next (queued); null keeps the row's. */
+  channel?: string | null;
+  addressId?: number | null;
+  attempts: number;
+  errorCode?: string | null;
+  errorDetail?: string | null;
+  notBefore?: Date | null;
+  statusAt: Date;
+}
+
+/*
+ * A batch of results travels as ONE bound parameter, a JSON array, which the database unpacks
+ * (SQLite json_each, PostgreSQL jsonb_to_recordset): no statement with thousands of placeholders,
+ * and the statement text is the same whatever the batch size. Times are epoch milliseconds on
+ * SQLite (how it stores dates here) and ISO strings on PostgreSQL.
+ * On SQLite the unary + keeps the planner from driving the join from the status index (it must
+ * walk the JSON rows and find each outbox row by its primary key).
+ */
+const WRITE_SQLITE = `UPDATE outbox AS o SET
+  status = j.s, provider_id = j.p, segments = COALESCE(j.g, o.segments), channel = COALESCE(j.c, o.channel),
+  address_id = COALESCE(j.a, o.address_id), attempts = j.n, error_code = j.e, error_detail = j.d,
+  not_before = j.b, status_at = j.t, claimed_by = NULL, claimed_at = NULL
+FROM (SELECT value ->> 'i' AS i, value ->> 's' AS s, value ->> 'p' AS p, value ->> 'g' AS g, value ->> 'c' AS c,
+        value ->> 'a' AS a, value ->> 'n' AS n, value ->> 'e' AS e, value ->> 'd' AS d, value ->> 'b' AS b, value ->> 't' AS t
+      FROM json_each(?)) AS j
+WHERE o.id = j.i AND +o.claimed_by = ? AND +o.status = 'sending'
+RETURNING id`;
+
+const WRITE_PG = `UPDATE outbox AS o SET
+  status = j.s, provider_id = j.p, segments = COALESCE(j.g, o.segments), channel = COALESCE(j.c, o.channel),
+  address_id = COALESCE(j.a, o.address_id), attempts = j.n, error_code = j.e, error_detail = j.d,
+  not_before = j.b, status_at = j.t, claimed_by = NULL, claimed_at = NULL
+FROM jsonb_to_recordset(CAST(? AS jsonb)) AS j(i integer, s text, p text, g smallint, c text, a integer, n smallint, e text, d text, b timestamptz, t timestamptz)
+WHERE o.id = j.i AND o.claimed_by = ? AND o.status = 'sending'
+RETURNING o.id`;
+
+/**
+ * Writes a batch of results in one statement, only on rows this claimer still holds in 'sending'
+ * (a row another process recovered meanwhile is left to it). A re-queued row loses its claim.
+ * Returns the number of rows written.
+ */
+export async function writeResults(db: Pick<Database, 'knex' | 'kind'>, claimer: string, results: readonly RowResult[]): Promise<number> {
+  if (results.length === 0) return 0;
+  const pg = db.kind === 'postgresql';
+  const time = pg ? (d: Date | null | undefined) => (d ? d.toISOString() : null) : (d: Date | null | undefined) => (d ? d.getTime() : null);
+  const payload = results.map((r) => ({
+    i: r.id,
+    s: r.status,
+    p: r.providerId ?? null,
+    g: r.segments ?? null,
+    c: r.channel ?? null,
+    a: r.addressId ?? null,
+    n: r.attempts,
+    e: r.errorCode ?? null,
+    d: r.errorDetail ?? null,
+    b: time(r.notBefore),
+    t: time(r.statusAt),
+  }));
+  const res = await db.knex.raw(pg ? WRITE_PG : WRITE_SQLITE, [JSON.stringify(payload), claimer]);
+  return rowsOf(res).length;
+}
+
+/**
+ * `column IN (ids)` with the ids as one JSON parameter (a batch of 500 ids is one binding, not 500).
+ * The column is bound as an identifier.
+ */
+export function inIds(db: Pick<Database, 'knex' | 'kind'>, column: string, ids: readonly number[]): Knex.Raw {
+  return db.kind === 'postgresql'
+    ? db.knex.raw('?? = ANY(CAST(? AS integer[]))', [column, `{${ids.map((n) => Math.trunc(Number(n))).join(',')}}`])
+    : db.knex.raw('?? IN (SELECT value FROM json_each(?))', [column, JSON.stringify(ids)]);
+}
+
+/** Gives claimed rows back untouched (graceful stop): queued again, no attempt counted. */
+export async function releaseClaims(knex: Knex, claimer: string, ids: readonly number[]): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < ids.length; i += 500) {
+    n += await knex('outbox')
+      .whereIn('id', ids.slice(i, i + 500))
+      .where({ claimed_by: claimer, status: 'sending' })
+      .update({ status: 'queued', claimed_by: null, claimed_at: null });
+  }
+  return n;
+}
+
+/** Renews this claimer's claims so that no other process takes them for a dead process's. */
+export async function renewClaims(knex: Knex, claimer: string, now = new Date()): Promise<number> {
+  return knex('outbox').where({ status: 'sending', claimed_by: claimer }).update({ claimed_at: now });
+}
+
+/**
+ * Re-queues rows whose claim was not renewed since `olderThan`: their process died. Any of them may
+ * already have reached the person (the provider answered, the process died before writing it down),
+ * so each is marked `possible_duplicate`. Returns how many.
+ */
+export async function recoverStaleClaims(knex: Knex, olderThan: Date): Promise<number> {
+  return knex('outbox')
+    .where('status', 'sending')
+    .where('claimed_at', '<', olderThan)
+    .update({ status: 'queued', claimed_by: null, claimed_at: null, possible_duplicate: true });
+}

@@ -1,0 +1,842 @@
+/**
+ * The dispatcher: one long-lived loop per process that sends the outbox.
+ *
+ *   claim      due rows ('queued', not_before passed) in priority order — replies 1, surveys 2,
+ *              broadcasts 3, oldest first — in batches, marking them 'sending' with this process's
+ *              name and the time (dispatcher-sql.ts: FOR UPDATE SKIP LOCKED on PostgreSQL);
+ *   prepare    per batch, in a few set-based queries: the contacts, their consents and addresses;
+ *              skip whoever is not active or lacks consent for the row's purpose; render broadcast
+ *              content (dispatcher-render.ts); choose the channel (dispatcher-route.ts);
+ *   send       with bounded concurrency (DISPATCH_CONCURRENCY requests in flight), each after the
+ *              channel's rate limiter gives its tokens (an SMS costs one per segment) and after a
+ *              last check of the contact (below), through the channel adapter;
+ *   record     results in batches, one UPDATE per batch (dispatcher-sql.ts `writeResults`).
+ *
+ * Who may receive what (checked when the batch is prepared, and again right before each request):
+ *   - the contact is active, not erased, and holds consent (consent_state granted) for the row's
+ *     purpose; a 'reply' needs no consent beyond being active;
+ *   - a stopped contact gets only 'reply' rows enqueued at or after its stopped_at: answers to what
+ *     the person wrote after stopping (the STOP confirmation itself, a HELP answer). A blocked or
+ *     erased contact gets nothing.
+ * The STOP race: a row claimed before a STOP is stored and sent after it. The last check runs after
+ * the rate limiter's wait, immediately before the provider request (batched: one query for the
+ * requests leaving in the same turn of the event loop), so a STOP stored before that check stops the
+ * message. What remains is a request that passed the check before the STOP was stored: it is on
+ * its way to the provider (one round trip, about a millisecond on loopback, or the provider's answer
+ * time) when the STOP lands, and it was sent before the STOP, not after.
+ *
+ * Errors (as the adapters classify them, src/channels/types.ts):
+ *   throttled      the channel pauses (Retry-After, else 1 s doubling to 60 s while it lasts); the row
+ *                  is queued again without counting an attempt;
+ *   transient      retried with exponential backoff and jitter (10 s, 20 s, 40 s, …) until
+ *                  DISPATCH_MAX_ATTEMPTS attempts, then failed;
+ *   permanent      failed;
+ *   opted_out      the address is stopped on that channel (contacts' stopOnChannel), and the row failed;
+ *   window_closed  queued again for SMS when the contact has an SMS route and SMS_FALLBACK is on,
+ *                  else failed;
+ *   auth           the channel pauses for a minute, the row stays queued, an alert is logged (channel and
+ *                  code only).
+ *
+ * Crash safety: a claim is renewed while its process lives. A row whose claim was not renewed for
+ * DISPATCH_CLAIM_TIMEOUT_SECONDS belonged to a dead process: it is queued again and marked
+ * `possible_duplicate` (checked at start-up and then periodically). Only rows claimed and not yet
+ * recorded can be sent twice — at most the rows this process holds at once (about two seconds of
+ * sending at the channels' rates, at least DISPATCH_CONCURRENCY, at most two batches).
+ *
+ * Stopping (`stop()`): no new claims; rows not yet sent are given back untouched; requests already
+ * sent to a provider finish and are recorded.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config.js';
+import type { ChannelAdapter, ProviderError, SendResult } from '../channels/types.js';
+import { measureSms, renderSms } from '../channels/sms.js';
+import { stopOnChannel } from '../contacts/stop.js';
+import type { Database } from '../db/orm.js';
+import { toBool, toDateOrNull, toInt } from '../db/values.js';
+import type { Logger } from '../log.js';
+import { adaptersFrom, chooseRoute, smsRoute, type Adapters, type RouteAddress, type RouteInput } from './dispatcher-route.js';
+import { rendererFor } from './dispatcher-render.js';
+import { claimBatch, inIds, recoverStaleClaims, releaseClaims, renewClaims, writeResults, type ClaimedRow, type RowResult } from './dispatcher-sql.js';
+import { PairLimiter, RateLimitClosedError, RateLimiter } from './ratelimit.js';
+import { applyEarlyStatuses, purgeEarlyStatuses } from './status.js';
+import type { ChannelName, OutboundContent } from './types.js';
+
+export { registerBroadcastRenderer, unregisterBroadcastRenderer, setBroadcastRendererResolver, type BroadcastRenderer, type RenderTarget } from './dispatcher-render.js';
+
+export interface DispatcherOptions {
+  db: Database;
+  config: Config;
+  log: Logger;
+  /** Every channel adapter this process may send through (the simulator included). */
+  adapters: readonly ChannelAdapter[];
+  concurrency?: number;
+  batchSize?: number;
+  maxAttempts?: number;
+  claimTimeoutMs?: number;
+  /** How often an idle dispatcher looks for due rows (default 200 ms). */
+  pollMs?: number;
+  /** Results are written at least this often (default 20 ms) or every 500 results. */
+  flushMs?: number;
+  /** First transient retry delay; doubles each attempt (default 10 s). */
+  retryBaseMs?: number;
+  /** First throttle pause; doubles while throttling lasts, up to 60 s (default 1 s). */
+  throttleBaseMs?: number;
+  /** How long a channel pauses after an auth error (default 60 s). */
+  authPauseMs?: number;
+  /** WhatsApp's pair rate: burst and interval per recipient (default 10 at once, then one per 6 s); false: off. */
+  pairRate?: { burst: number; intervalMs: number } | false;
+  /** Rate per channel, overriding the settings (tests, benchmarks). */
+  rates?: Partial<Record<ChannelName, number>>;
+  /** This process's name in claimed_by (default host:pid:random). */
+  claimer?: string;
+}
+
+export interface DispatchCounts {
+  claimed: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  requeued: number;
+  released: number;
+  recovered: number;
+}
+
+interface ContactState {
+  status: string;
+  stoppedAt: number | null;
+  erased: boolean;
+  consents: Map<string, boolean>;
+}
+
+interface Task {
+  row: ClaimedRow;
+  adapter: ChannelAdapter;
+  address: RouteAddress;
+  addresses: RouteAddress[];
+  content: OutboundContent;
+  language: string | null;
+  /** Rate-limit tokens: 1 per WhatsApp message, segments per SMS, 0 for the simulator. */
+  cost: number;
+  segments: number | null;
+}
+
+const FLUSH_SIZE = 500;
+const RECHECK_GATHER_MS = 4;
+/** Early statuses (status.ts) are looked for at most this often. */
+const EARLY_EVERY_MS = 1_000;
+const MAX_THROTTLE_MS = 60_000;
+
+/** Why a row may not go to this contact now, or null when it may. */
+export function ineligible(row: Pick<ClaimedRow, 'purpose' | 'createdAt'>, c: ContactState | undefined): string | null {
+  if (!c) return 'no_contact';
+  if (c.erased) return 'contact_erased';
+  if (c.status === 'blocked') return 'contact_blocked';
+  if (row.purpose === 'reply') {
+    if (c.status === 'active') return null;
+    if (c.status === 'stopped' && c.stoppedAt !== null && row.createdAt >= c.stoppedAt) return null;
+    return 'contact_stopped';
+  }
+  if (c.status !== 'active') return 'contact_stopped';
+  return c.consents.get(row.purpose) ? null : 'no_consent';
+}
+
+/** A binary heap of tasks, replies first (priority, then id). */
+class TaskQueue {
+  private items: Task[] = [];
+  get length(): number {
+    return this.items.length;
+  }
+  private less(a: Task, b: Task): boolean {
+    return a.row.priority < b.row.priority || (a.row.priority === b.row.priority && a.row.id < b.row.id);
+  }
+  push(t: Task): void {
+    const a = this.items;
+    a.push(t);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(a[i], a[p])) break;
+      [a[i], a[p]] = [a[p], a[i]];
+      i = p;
+    }
+  }
+  pop(): Task | undefined {
+    const a = this.items;
+    if (a.length === 0) return undefined;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l], a[m])) m = l;
+        if (r < a.length && this.less(a[r], a[m])) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m], a[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+  drain(): Task[] {
+    const out = this.items;
+    this.items = [];
+    return out;
+  }
+}
+
+export class Dispatcher {
+  readonly claimer: string;
+  readonly counts: DispatchCounts = { claimed: 0, sent: 0, failed: 0, skipped: 0, requeued: 0, released: 0, recovered: 0 };
+  /** Milliseconds spent waiting for each kind of database work, and how many times (for benchmarks). */
+  readonly timings = { claim: 0, claims: 0, prepare: 0, prepares: 0, record: 0, records: 0, recheck: 0, rechecks: 0 };
+  private readonly db: Database;
+  private readonly log: Logger;
+  private readonly adapters: Adapters;
+  private readonly limiters = new Map<string, RateLimiter>();
+  private readonly pair: PairLimiter | null;
+  private readonly concurrency: number;
+  private readonly batchSize: number;
+  private readonly maxAttempts: number;
+  private readonly claimTimeoutMs: number;
+  private readonly pollMs: number;
+  private readonly flushMs: number;
+  private readonly retryBaseMs: number;
+  private readonly throttleBaseMs: number;
+  private readonly authPauseMs: number;
+  /** Rows this process holds: claimed and not yet recorded. */
+  private readonly held = new Set<number>();
+  private readonly target: number;
+  private readonly ready = new TaskQueue();
+  private readonly idleWorkers: (() => void)[] = [];
+  /** Contacts a worker is sending to, with their next tasks. */
+  private readonly busy = new Map<number, Task[]>();
+  private readonly lowWater: number;
+  private results: RowResult[] = [];
+  private lastEarly = 0;
+  private toRelease: number[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private maintenanceTimer: NodeJS.Timeout | null = null;
+  private lastPurge = 0;
+  private readonly throttles = new Map<string, number>();
+  private readonly alerted = new Map<string, number>();
+  private running = false;
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private workers: Promise<void>[] = [];
+  private wakeFeeder: (() => void) | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private readonly recheck: Recheck;
+
+  constructor(private readonly opts: DispatcherOptions) {
+    const c = opts.config;
+    this.db = opts.db;
+    this.log = opts.log;
+    this.adapters = adaptersFrom(opts.adapters, c.SMS_FALLBACK);
+    this.concurrency = opts.concurrency ?? c.DISPATCH_CONCURRENCY;
+    this.batchSize = opts.batchSize ?? c.DISPATCH_BATCH_SIZE;
+    this.maxAttempts = opts.maxAttempts ?? c.DISPATCH_MAX_ATTEMPTS;
+    this.claimTimeoutMs = opts.claimTimeoutMs ?? c.DISPATCH_CLAIM_TIMEOUT_SECONDS * 1000;
+    this.pollMs = opts.pollMs ?? 200;
+    this.flushMs = opts.flushMs ?? 20;
+    this.retryBaseMs = opts.retryBaseMs ?? 10_000;
+    this.throttleBaseMs = opts.throttleBaseMs ?? 1_000;
+    this.authPauseMs = opts.authPauseMs ?? 60_000;
+    this.claimer = (opts.claimer ?? `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(4).toString('hex')}`).slice(0, 64);
+    const settings: Partial<Record<string, number>> = {
+      whatsapp: c.WHATSAPP_RATE_PER_SECOND,
+      twilio: c.TWILIO_RATE_PER_SECOND,
+      africastalking: c.AFRICASTALKING_RATE_PER_SECOND,
+      ...opts.rates,
+    };
+    let rateSum = 0;
+    for (const a of opts.adapters) {
+      const rate = settings[a.name] ?? (a.name === 'simulator' ? undefined : a.ratePerSecond);
+      if (rate === undefined || !(rate > 0)) continue;
+      this.limiters.set(a.name, new RateLimiter({ ratePerSecond: rate }));
+      rateSum += rate;
+    }
+    // Hold about two seconds of sending: enough to keep every request slot busy, little enough that a
+    // reply claimed now overtakes a broadcast soon, and that a crash can double only this many.
+    this.target = Math.max(this.concurrency + this.batchSize, Math.min(2 * this.batchSize + this.concurrency, Math.ceil(rateSum * 2) || Infinity));
+    this.pair = opts.pairRate === false ? null : new PairLimiter(opts.pairRate ?? { burst: 10, intervalMs: 6_000 });
+    this.recheck = new Recheck(this.db, this.timings);
+    this.lowWater = this.batchSize - 1;
+  }
+
+  /** The most rows this process holds at once (the bound on duplicates after a crash). */
+  get maxHeld(): number {
+    return this.target;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Starts the loop. Stale claims of dead processes are recovered first. */
+  start(): this {
+    if (this.running) return this;
+    this.running = true;
+    this.stopping = false;
+    this.loop = this.feed();
+    this.workers = Array.from({ length: this.concurrency }, () => this.work());
+    const every = Math.max(500, Math.min(30_000, Math.floor(this.claimTimeoutMs / 4)));
+    this.maintenanceTimer = setInterval(() => void this.maintain(), every);
+    this.maintenanceTimer.unref();
+    return this;
+  }
+
+  /** Resolves the next time nothing is due and nothing is held (every due row sent or re-queued). */
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.wake();
+    });
+  }
+
+  /** Looks for due rows now instead of at the next poll. */
+  wake(): void {
+    const w = this.wakeFeeder;
+    this.wakeFeeder = null;
+    w?.();
+  }
+
+  /** Stops claiming, gives back what was not sent, lets requests in flight finish and records them. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.wake();
+    await this.loop;
+    for (const t of this.ready.drain()) this.toRelease.push(t.row.id);
+    for (const l of this.limiters.values()) l.close();
+    for (const w of this.idleWorkers.splice(0)) w();
+    await Promise.all(this.workers);
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    this.maintenanceTimer = null;
+    await this.flush();
+    for (let attempt = 0; this.toRelease.length && attempt < 3; attempt++) {
+      const ids = this.toRelease;
+      this.toRelease = [];
+      try {
+        this.counts.released += await releaseClaims(this.db.knex, this.claimer, ids);
+        for (const id of ids) this.held.delete(id);
+      } catch (err) {
+        this.toRelease.push(...ids);
+        this.log.error({ err: describe(err) }, 'dispatcher: could not give back claimed rows; they return after the claim timeout');
+      }
+    }
+    this.running = false;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Sends everything due now, then stops. For the CLI and tests. */
+  async runUntilIdle(): Promise<DispatchCounts> {
+    this.start();
+    await this.idle();
+    await this.stop();
+    return { ...this.counts };
+  }
+
+  // ── claiming ────────────────────────────────────────────────────────────────────────────────
+
+  private async feed(): Promise<void> {
+    await this.maintain();
+    while (!this.stopping) {
+      // Keep a batch in reserve, so that the workers never wait for a claim and its preparation.
+      const room = this.target - this.held.size;
+      if (room < Math.min(this.batchSize, this.concurrency) || this.ready.length >= this.batchSize) {
+        await this.sleep(50);
+        continue;
+      }
+      const want = Math.min(this.batchSize, room);
+      let rows: ClaimedRow[];
+      try {
+        const t0 = performance.now();
+        rows = await claimBatch(this.db, this.claimer, want);
+        this.timings.claim += performance.now() - t0;
+        this.timings.claims++;
+      } catch (err) {
+        this.log.error({ err: describe(err) }, 'dispatcher: claiming failed; retrying');
+        await this.sleep(1_000);
+        continue;
+      }
+      if (rows.length > 0) {
+        this.counts.claimed += rows.length;
+        for (const r of rows) this.held.add(r.id);
+        try {
+          const t0 = performance.now();
+          await this.prepare(rows);
+          this.timings.prepare += performance.now() - t0;
+          this.timings.prepares++;
+        } catch (err) {
+          // Not sent, so nothing can be doubled: give the rows back for a later try.
+          this.log.error({ err: describe(err) }, 'dispatcher: preparing a batch failed; the rows are queued again');
+          const at = new Date();
+          for (const r of rows) this.finish({ id: r.id, status: 'queued', attempts: r.attempts, notBefore: new Date(Date.now() + 5_000), statusAt: at });
+        }
+      }
+      if (rows.length === 0 && this.held.size === 0 && this.idleWaiters.length) {
+        for (const w of this.idleWaiters.splice(0)) w();
+      }
+      if (rows.length < want) await this.sleep(this.pollMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeFeeder = null;
+        resolve();
+      }, ms);
+      this.wakeFeeder = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  // ── preparing a batch ───────────────────────────────────────────────────────────────────────
+
+  private async prepare(rows: ClaimedRow[]): Promise<void> {
+    const contactIds = [...new Set(rows.map((r) => r.contactId))];
+    const purposes = [...new Set(rows.map((r) => r.purpose))];
+    const [contacts, addresses] = await Promise.all([loadContacts(this.db, contactIds, purposes), this.loadAddresses(contactIds)]);
+    const now = Date.now();
+    const at = new Date(now);
+
+    // Broadcast content, rendered per broadcast in one call.
+    const content = new Map<number, OutboundContent | null>();
+    const toRender = new Map<number, ClaimedRow[]>();
+    for (const r of rows) {
+      if (r.content) content.set(r.id, r.content);
+      else if (r.broadcastId !== null && !ineligible(r, contacts.get(r.contactId))) {
+        const list = toRender.get(r.broadcastId) ?? [];
+        list.push(r);
+        toRender.set(r.broadcastId, list);
+      }
+    }
+    for (const [broadcastId, list] of toRender) {
+      const renderer = await rendererFor(broadcastId);
+      if (!renderer) continue;
+      const out = await renderer(list.map((r) => ({ outboxId: r.id, contactId: r.contactId, broadcastId, language: r.language ?? contacts.get(r.contactId)?.language ?? null })));
+      list.forEach((r, i) => content.set(r.id, out[i] ?? null));
+    }
+
+    for (const r of rows) {
+      try {
+        this.prepareRow(r, contacts.get(r.contactId), content.get(r.id) ?? null, addresses.get(r.contactId) ?? [], now, at);
+      } catch (err) {
+        this.log.error({ err: describe(err), outboxId: r.id }, 'dispatcher: could not prepare a message');
+        this.finish({ id: r.id, status: 'failed', attempts: r.attempts, errorCode: 'prepare_error', errorDetail: describe(err), statusAt: at });
+      }
+    }
+    for (const w of this.idleWorkers.splice(0, this.ready.length)) w();
+  }
+
+  private prepareRow(r: ClaimedRow, c: (ContactState & { language: string | null }) | undefined, body: OutboundContent | null, addrs: RouteAddress[], now: number, at: Date): void {
+    {
+      const why = ineligible(r, c);
+      if (why) {
+        this.finish({ id: r.id, status: 'skipped', attempts: r.attempts, errorCode: why, statusAt: at });
+        return;
+      }
+      if (!body) {
+        this.finish({ id: r.id, status: 'failed', attempts: r.attempts, errorCode: 'no_content', errorDetail: 'the message has no content and no renderer gave any', statusAt: at });
+        return;
+      }
+      const route = chooseRoute(this.adapters, { channel: r.channel, addressId: r.addressId, content: body, addresses: addrs, now });
+      if (!route.ok) {
+        this.finish({ id: r.id, status: 'skipped', attempts: r.attempts, errorCode: route.reason, statusAt: at });
+        return;
+      }
+      const language = r.language ?? c?.language ?? null;
+      let cost = route.adapter.name === 'simulator' ? 0 : 1;
+      let segments: number | null = null;
+      if (route.adapter.medium === 'sms' && route.adapter.name !== 'simulator') {
+        segments = measureSms(renderSms(body, language)).segments;
+        cost = segments;
+      }
+      this.ready.push({ row: r, adapter: route.adapter, address: route.address, addresses: addrs, content: body, language, cost, segments });
+    }
+  }
+
+  private async loadAddresses(contactIds: number[]): Promise<Map<number, RouteAddress[]>> {
+    const knex = this.db.knex;
+    const [rows, inbound] = await Promise.all([
+      knex('contact_addresses').where(inIds(this.db, 'contact_id', contactIds)).select('id', 'contact_id', 'channel', 'kind', 'address', 'opted_out', 'last_inbound_at'),
+      // The channel each address last wrote through: it tells simulator addresses and the SMS provider.
+      this.adapters.simulatorOnly
+        ? Promise.resolve([] as Record<string, unknown>[])
+        : knex('inbound_messages').where(inIds(this.db, 'contact_id', contactIds)).whereNotNull('address_id').groupBy('address_id', 'channel').select('address_id', 'channel').max({ last: 'id' }),
+    ]);
+    const last = new Map<number, { channel: ChannelName; id: number }>();
+    for (const r of inbound as Record<string, unknown>[]) {
+      const id = toInt(r.address_id);
+      const n = toInt(r.last);
+      const seen = last.get(id);
+      if (!seen || n > seen.id) last.set(id, { channel: r.channel as ChannelName, id: n });
+    }
+    const out = new Map<number, RouteAddress[]>();
+    for (const r of rows) {
+      const contactId = toInt(r.contact_id);
+      const id = toInt(r.id);
+      const list = out.get(contactId) ?? [];
+      list.push({
+        id,
+        medium: r.channel as RouteAddress['medium'],
+        kind: r.kind === 'wa_user' ? 'wa_user' : 'phone',
+        address: String(r.address),
+        optedOut: toBool(r.opted_out),
+        lastInboundAt: toDateOrNull(r.last_inbound_at)?.getTime() ?? null,
+        lastChannel: last.get(id)?.channel ?? null,
+      });
+      out.set(contactId, list);
+    }
+    return out;
+  }
+
+  // ── sending ─────────────────────────────────────────────────────────────────────────────────
+
+  private async nextTask(): Promise<Task | null> {
+    for (;;) {
+      const t = this.ready.pop();
+      if (t) return t;
+      if (this.stopping) return null;
+      await new Promise<void>((resolve) => this.idleWorkers.push(resolve));
+    }
+  }
+
+  /**
+   * One of DISPATCH_CONCURRENCY workers. Messages to one contact go one after the other, in the
+   * order taken (a survey's text and then its question must not overtake each other): a task whose
+   * contact is busy waits for the worker already sending to that contact.
+   */
+  private async work(): Promise<void> {
+    for (;;) {
+      let task: Task | undefined = (await this.nextTask()) ?? undefined;
+      if (!task) return;
+      if (this.ready.length === this.lowWater) this.wake();
+      const contactId = task.row.contactId;
+      const waiting = this.busy.get(contactId);
+      if (waiting) {
+        waiting.push(task);
+        continue;
+      }
+      const queue: Task[] = [];
+      this.busy.set(contactId, queue);
+      while (task) {
+        try {
+          await this.send(task);
+        } catch (err) {
+          // A bug here must not lose the row: queue it again.
+          this.log.error({ err: describe(err), outboxId: task.row.id }, 'dispatcher: unexpected error while sending');
+          this.finish({ id: task.row.id, status: 'queued', attempts: task.row.attempts, notBefore: new Date(Date.now() + 5_000), statusAt: new Date() });
+        }
+        task = queue.shift();
+      }
+      this.busy.delete(contactId);
+    }
+  }
+
+  private async send(task: Task): Promise<void> {
+    const { row, adapter, address } = task;
+    const limiter = this.limiters.get(adapter.name);
+    if (limiter) {
+      const paused = limiter.pausedFor();
+      if (paused > 2_000) return this.requeue(row, Date.now() + paused);
+    }
+    if (this.pair && adapter.name === 'whatsapp') {
+      const wait = this.pair.take(address.address);
+      if (wait > 0) return this.requeue(row, Date.now() + wait);
+    }
+    if (limiter && task.cost > 0) {
+      try {
+        await limiter.acquire(task.cost);
+      } catch (err) {
+        if (err instanceof RateLimitClosedError) {
+          this.toRelease.push(row.id);
+          return;
+        }
+        throw err;
+      }
+    }
+    const why = await this.recheck.check(row);
+    if (why === 'retry') return this.requeue(row, Date.now() + 1_000);
+    if (why) {
+      this.finish({ id: row.id, status: 'skipped', attempts: row.attempts, errorCode: why, statusAt: new Date() });
+      return;
+    }
+    let res: SendResult;
+    try {
+      res = await adapter.send({ to: address.address, toKind: address.kind, content: task.content, language: task.language, callbackData: String(row.id) });
+    } catch (err) {
+      res = { ok: false, error: { class: 'transient', code: 'exception', detail: `the adapter failed: ${describe(err)}`.slice(0, 300) } };
+    }
+    const at = new Date();
+    if (res.ok) {
+      this.throttles.delete(adapter.name);
+      this.finish({ id: row.id, status: 'sent', providerId: res.providerId, segments: res.segments ?? task.segments, channel: adapter.name, addressId: address.id, attempts: row.attempts + 1, statusAt: at });
+      return;
+    }
+    await this.failed(task, res.error, at);
+  }
+
+  private async failed(task: Task, e: ProviderError, at: Date): Promise<void> {
+    const { row, adapter, address } = task;
+    const base = { id: row.id, channel: adapter.name, addressId: address.id, errorCode: e.code.slice(0, 32), errorDetail: e.detail?.slice(0, 300) ?? null, statusAt: at };
+    const attempts = row.attempts + 1;
+    switch (e.class) {
+      case 'throttled': {
+        // Requests already in flight come back throttled too: only the first of them escalates the pause.
+        const limiter = this.limiters.get(adapter.name);
+        let pause = limiter?.pausedFor() ?? 0;
+        if (pause <= 0 || (e.retryAfterMs ?? 0) > pause) {
+          const n = (this.throttles.get(adapter.name) ?? 0) + 1;
+          this.throttles.set(adapter.name, n);
+          pause = Math.min(MAX_THROTTLE_MS, e.retryAfterMs ?? this.throttleBaseMs * 2 ** (n - 1));
+          limiter?.pause(pause);
+        }
+        this.finish({ ...base, channel: null, status: 'queued', attempts: row.attempts, notBefore: new Date(at.getTime() + pause) });
+        return;
+      }
+      case 'transient': {
+        if (attempts >= this.maxAttempts) {
+          this.finish({ ...base, status: 'failed', attempts });
+          return;
+        }
+        const delay = this.retryBaseMs * 2 ** (attempts - 1) * (0.8 + Math.random() * 0.4);
+        this.finish({ ...base, channel: null, status: 'queued', attempts, notBefore: new Date(at.getTime() + delay) });
+        return;
+      }
+      case 'opted_out': {
+        try {
+          await stopOnChannel(this.db.knex, address.medium, address.address, { ref: `${adapter.name} ${e.code} outbox:${row.id}`, at });
+        } catch (err) {
+          this.log.error({ err: describe(err), outboxId: row.id }, 'dispatcher: could not record a provider opt-out');
+        }
+        this.finish({ ...base, status: 'failed', attempts });
+        return;
+      }
+      case 'window_closed': {
+        const input: RouteInput = { channel: row.channel, addressId: row.addressId, content: task.content, addresses: task.addresses, now: at.getTime() };
+        const sms = address.medium === 'whatsapp' ? smsRoute(this.adapters, input) : { ok: false as const };
+        if (sms.ok) this.finish({ ...base, status: 'queued', channel: 'sms', addressId: null, attempts, notBefore: null });
+        else this.finish({ ...base, status: 'failed', attempts });
+        return;
+      }
+      case 'auth': {
+        const limiter = this.limiters.get(adapter.name);
+        if ((limiter?.pausedFor() ?? 0) < this.authPauseMs / 2) limiter?.pause(this.authPauseMs);
+        const last = this.alerted.get(adapter.name) ?? 0;
+        if (at.getTime() - last > this.authPauseMs) {
+          this.alerted.set(adapter.name, at.getTime());
+          this.log.error({ alert: true, channel: adapter.name, code: e.code }, 'dispatcher: the provider refused our credentials; the channel is paused and its messages stay queued');
+        }
+        this.finish({ ...base, channel: null, status: 'queued', attempts: row.attempts, notBefore: new Date(at.getTime() + this.authPauseMs) });
+        return;
+      }
+      default: {
+        this.finish({ ...base, status: 'failed', attempts });
+      }
+    }
+  }
+
+  private requeue(row: ClaimedRow, notBefore: number): void {
+    this.finish({ id: row.id, status: 'queued', attempts: row.attempts, notBefore: new Date(notBefore), statusAt: new Date() });
+  }
+
+  // ── recording ───────────────────────────────────────────────────────────────────────────────
+
+  private finish(r: RowResult): void {
+    this.results.push(r);
+    if (this.results.length >= FLUSH_SIZE) void this.flush();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => void this.flush(), this.flushMs);
+    }
+  }
+
+  /** Writes the buffered results (one statement per flush; flushes run one at a time). */
+  flush(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    this.flushing = this.flushing.then(() => this.flushNow());
+    return this.flushing;
+  }
+
+  private async flushNow(): Promise<void> {
+    if (this.results.length === 0) return;
+    const batch = this.results;
+    this.results = [];
+    try {
+      const t0 = performance.now();
+      await writeResults(this.db, this.claimer, batch);
+      this.timings.record += performance.now() - t0;
+      this.timings.records++;
+    } catch (err) {
+      this.log.error({ err: describe(err), rows: batch.length }, 'dispatcher: recording results failed; retrying');
+      this.results = batch.concat(this.results);
+      if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 1_000);
+      return;
+    }
+    let sentAny = false;
+    for (const r of batch) {
+      this.held.delete(r.id);
+      if (r.status === 'sent') {
+        this.counts.sent++;
+        sentAny = true;
+      } else if (r.status === 'failed') this.counts.failed++;
+      else if (r.status === 'skipped') this.counts.skipped++;
+      else this.counts.requeued++;
+    }
+    if (sentAny && Date.now() - this.lastEarly >= EARLY_EVERY_MS) {
+      this.lastEarly = Date.now();
+      try {
+        await applyEarlyStatuses(this.db);
+      } catch (err) {
+        this.log.warn({ err: describe(err) }, 'dispatcher: applying early statuses failed');
+      }
+    }
+    if (this.held.size < this.target) this.wake();
+  }
+
+  // ── claims of dead processes ────────────────────────────────────────────────────────────────
+
+  private async maintain(): Promise<void> {
+    const now = Date.now();
+    try {
+      if (this.held.size > 0) await renewClaims(this.db.knex, this.claimer, new Date(now));
+      const recovered = await recoverStaleClaims(this.db.knex, new Date(now - this.claimTimeoutMs));
+      if (recovered > 0) {
+        this.counts.recovered += recovered;
+        this.log.warn({ rows: recovered }, 'dispatcher: re-queued rows claimed by a process that stopped renewing its claim (marked possible_duplicate)');
+        this.wake();
+      }
+      if (now - this.lastPurge > 600_000) {
+        this.lastPurge = now;
+        await purgeEarlyStatuses(this.db.knex);
+      }
+    } catch (err) {
+      this.log.error({ err: describe(err) }, 'dispatcher: claim maintenance failed');
+    }
+  }
+}
+
+// ── the last check before a request ─────────────────────────────────────────────────────────
+
+/**
+ * The contacts of a batch: status, stop time, erasure, language, and the purposes (among those of
+ * the batch) they currently consent to.
+ */
+async function loadContacts(db: Database, ids: readonly number[], purposes: readonly string[]): Promise<Map<number, ContactState & { language: string | null }>> {
+  const rows = await db
+    .knex('contacts as c')
+    .leftJoin('consent_state as s', function () {
+      this.on('s.contact_id', 'c.id').andOnIn('s.purpose', purposes as string[]).andOn('s.granted', db.knex.raw('?', [true]));
+    })
+    .where(inIds(db, 'c.id', ids))
+    .select('c.id', 'c.status', 'c.stopped_at', 'c.erased_at', 'c.language', 's.purpose');
+  const out = new Map<number, ContactState & { language: string | null }>();
+  for (const r of rows as Record<string, unknown>[]) {
+    const id = toInt(r.id);
+    let c = out.get(id);
+    if (!c) {
+      c = { status: String(r.status), stoppedAt: toDateOrNull(r.stopped_at)?.getTime() ?? null, erased: r.erased_at !== null && r.erased_at !== undefined, consents: new Map(), language: (r.language as string | null) ?? null };
+      out.set(id, c);
+    }
+    if (r.purpose !== null && r.purpose !== undefined) c.consents.set(String(r.purpose), true);
+  }
+  return out;
+}
+
+/**
+ * Checks rows again right before their requests, batching the rows that reach this point in the
+ * same turn of the event loop into one query.
+ */
+class Recheck {
+  private pending: { row: ClaimedRow; resolve: (why: string | null) => void }[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly timings: { recheck: number; rechecks: number },
+  ) {}
+
+  check(row: ClaimedRow): Promise<string | null> {
+    return new Promise((resolve) => {
+      this.pending.push({ row, resolve });
+      if (this.pending.length >= 256) void this.run();
+      else if (!this.scheduled) {
+        // Gather the requests of the next few milliseconds into one query: the check still runs
+        // after their wait and right before they leave.
+        this.scheduled = true;
+        setTimeout(() => void this.run(), RECHECK_GATHER_MS);
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    try {
+      const t0 = performance.now();
+      // The batch was prepared moments ago with active, consenting contacts: ask only for what may
+      // have changed since (not active any more, erased, a consent withdrawn), which is usually nothing.
+      const knex = this.db.knex;
+      const changed = await knex('contacts as c')
+        .leftJoin('consent_state as s', function () {
+          this.on('s.contact_id', 'c.id').andOn('s.granted', knex.raw('?', [false]));
+        })
+        .where(inIds(this.db, 'c.id', [...new Set(batch.map((p) => p.row.contactId))]))
+        .where((q) => q.whereNot('c.status', 'active').orWhereNotNull('c.erased_at').orWhereNotNull('s.contact_id'))
+        .select('c.id', 'c.status', 'c.stopped_at', 'c.erased_at', 's.purpose');
+      this.timings.recheck += performance.now() - t0;
+      this.timings.rechecks++;
+      const states = new Map<number, ContactState & { withdrawn: Set<string> }>();
+      for (const r of changed as Record<string, unknown>[]) {
+        const id = toInt(r.id);
+        let c = states.get(id);
+        if (!c) {
+          c = { status: String(r.status), stoppedAt: toDateOrNull(r.stopped_at)?.getTime() ?? null, erased: r.erased_at !== null && r.erased_at !== undefined, consents: new Map(), withdrawn: new Set() };
+          states.set(id, c);
+        }
+        if (r.purpose !== null && r.purpose !== undefined) c.withdrawn.add(String(r.purpose));
+      }
+      for (const p of batch) {
+        const c = states.get(p.row.contactId);
+        if (!c) p.resolve(null);
+        else if (p.row.purpose !== 'reply' && c.withdrawn.has(p.row.purpose)) p.resolve('no_consent');
+        else {
+          // Whatever else the row needs (its purpose's consent) was there when the batch was prepared.
+          if (p.row.purpose !== 'reply') c.consents.set(p.row.purpose, true);
+          p.resolve(ineligible(p.row, c));
+        }
+      }
+    } catch {
+      for (const p of batch) p.resolve('retry');
+    }
+  }
+}
+
+/** An error for the log: its name and message, without the SQL text Knex puts in front (values never appear). */
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const msg = err.message.includes(' - ') ? err.message.slice(err.message.lastIndexOf(' - ') + 3) : err.message;
+    return `${err.name}: ${msg}`.slice(0, 300);
+  }
+  return String(err).slice(0, 300);
+}
+
+/** Starts a dispatcher (main.ts). */
+export function startDispatcher(opts: DispatcherOptions): Dispatcher {
+  return new Dispatcher(opts).start();
+}
