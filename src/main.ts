@@ -8,6 +8,8 @@ import { createApp } from './http/app.js';
 import { ensureFirstAdmin } from './staff/service.js';
 import { ensureDefaults as ensureContactDefaults } from './contacts/lists.js';
 import { startScheduler } from './jobs/scheduler.js';
+import { channelsFor } from './channels/index.js';
+import { startDispatcher } from './messaging/dispatcher.js';
 
 async function main(): Promise<void> {
   const { config, log, db } = await boot();
@@ -34,6 +36,8 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n\n');
   log.info({ port: config.PORT }, 'listening');
   const scheduler = await startScheduler({ config, db, log });
+  // Sends the outbox: one loop per process (RUN_DISPATCHER=false leaves it to other processes).
+  const dispatcher = config.RUN_DISPATCHER ? startDispatcher({ config, db, log, adapters: channelsFor(config).all }) : null;
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -42,7 +46,9 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     const forced = setTimeout(() => process.exit(1), 30_000);
     forced.unref();
+    const dispatching = dispatcher?.stop(); // requests in flight finish and are recorded; unsent rows are given back
     await Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), scheduler.stop()]);
+    await dispatching;
     await db.close();
     clearTimeout(forced);
     process.exit(0);
