@@ -3,12 +3,14 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { openDatabase, type Database } from './db/orm.js';
 import { configurePseudonyms } from './contacts/pseudonyms.js';
+import { configureComplaints } from './complaints/setup.js';
 
 /** Loads the configuration or exits with code 2, printing one line per problem (no stack trace). */
 export function configOrExit(env: Record<string, string | undefined> = process.env): Config {
   try {
     const config = loadConfig(env);
     configurePseudonyms(config); // the keyed hash of erased addresses, for this whole process
+    configureComplaints(config); // the key sealing sensitive complaints, and the service levels
     return config;
   } catch (e) {
     if (e instanceof ConfigError) {

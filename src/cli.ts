@@ -15,6 +15,7 @@ import { HttpError, zodDetails } from './http/errors.js';
 import { ROLES } from './staff/roles.js';
 import { createToken, createUser, listTokens, listUsers, revokeToken } from './staff/service.js';
 import type { Actor } from './staff/audit.js';
+import { registerComplaintsCli } from './complaints/cli.js';
 
 const CLI_ACTOR: Actor = { type: 'system', id: null, label: 'cli', role: 'system' };
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -103,6 +104,8 @@ export function buildCli(): Command {
         out(`Revoked token ${id}.`);
       }),
     );
+
+  registerComplaintsCli(program, withService);
 
   return program;
 }

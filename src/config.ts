@@ -151,6 +151,19 @@ const schema = z
     /** Days before a contact with no active consent and no open case loses number, name and fields (0 = never). */
     RETENTION_UNCONSENTED_DAYS: int(7, 0, 36500),
 
+    /** 32 random bytes, base64 (`ayni complaints key`): seals sensitive complaint narratives and mental-health notes (AES-256-GCM). Required in production. */
+    COMPLAINTS_ENCRYPTION_KEY: optionalText.pipe(
+      z.string().refine((v) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, { message: 'must be 32 bytes in base64 (for example from `openssl rand -base64 32`)' }).optional(),
+    ),
+    /** Service levels: hours from receipt to resolution, by priority. */
+    COMPLAINTS_SLA_HIGH_HOURS: int(24, 1, 24 * 365),
+    COMPLAINTS_SLA_MEDIUM_HOURS: int(24 * 7, 1, 24 * 365),
+    COMPLAINTS_SLA_LOW_HOURS: int(24 * 30, 1, 24 * 365),
+    /** Submissions of the public feedback form per client address per hour. */
+    COMPLAINTS_FORM_MAX_PER_HOUR: int(5, 1, 10_000),
+    /** Emergency numbers sent when psychosocial triage is red, e.g. "Emergencias 105 · Salud mental 113 (opcion 5)". */
+    PSS_EMERGENCY_NUMBERS: optionalText.pipe(z.string().max(300, { message: 'must be at most 300 characters' }).optional()),
+
     WHATSAPP_API_URL: url('https://graph.facebook.com/v23.0'),
     WHATSAPP_ACCESS_TOKEN: optionalText,
     WHATSAPP_PHONE_NUMBER_ID: optionalText,
@@ -189,6 +202,9 @@ const schema = z
     }
     if (c.NODE_ENV === 'production' && !c.PSEUDONYM_KEY) {
       ctx.addIssue({ code: 'custom', path: ['PSEUDONYM_KEY'], message: 'is required in production: a random secret of at least 32 characters (for example from `openssl rand -hex 32`), kept outside the database and never changed' });
+    }
+    if (c.NODE_ENV === 'production' && !c.COMPLAINTS_ENCRYPTION_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['COMPLAINTS_ENCRYPTION_KEY'], message: 'is required in production: 32 random bytes in base64 (for example from `openssl rand -base64 32` or `ayni complaints key`), kept outside the database; without it sensitive complaints cannot be read' });
     }
     if (c.AFRICASTALKING_WEBHOOK_SECRET && c.AFRICASTALKING_WEBHOOK_SECRET.length < 16) {
       ctx.addIssue({ code: 'custom', path: ['AFRICASTALKING_WEBHOOK_SECRET'], message: 'must be at least 16 characters' });

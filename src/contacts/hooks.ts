@@ -3,6 +3,7 @@
  * (a small edit, like src/messaging/steps.ts) when a domain holds cases or personal data of contacts.
  */
 import type { Knex } from '../db/orm.js';
+import { complaintContactIds, eraseComplaintData, triageContactIds } from '../complaints/contact-hooks.js';
 import { eraseSurveyData } from '../surveys/privacy.js';
 
 /**
@@ -15,7 +16,10 @@ export interface OpenCaseQuery {
   domain: string;
   contactIds: (knex: Knex) => Knex.QueryBuilder;
 }
-export const OPEN_CASE_QUERIES: OpenCaseQuery[] = [];
+export const OPEN_CASE_QUERIES: OpenCaseQuery[] = [
+  { domain: 'complaints', contactIds: complaintContactIds },
+  { domain: 'psychosocial', contactIds: triageContactIds },
+];
 
 /**
  * Erasure hooks: called inside the erasure transaction of each contact, so that a domain blanks the
@@ -26,4 +30,7 @@ export interface ErasureHook {
   domain: string;
   erase: (trx: Knex, contactId: number, at: Date) => Promise<void>;
 }
-export const ERASURE_HOOKS: ErasureHook[] = [{ domain: 'surveys', erase: eraseSurveyData }];
+export const ERASURE_HOOKS: ErasureHook[] = [
+  { domain: 'complaints', erase: eraseComplaintData },
+  { domain: 'surveys', erase: eraseSurveyData },
+];

@@ -11,6 +11,9 @@ import { consoleRouter } from '../console/routes.js';
 import { registerContactsApi } from '../contacts/api.js';
 import { contactsConsole } from '../contacts/console.js';
 import { registerSegmentsApi, segmentsConsole } from '../contacts/segments-api.js';
+import { registerComplaintsApi } from '../complaints/api.js';
+import { complaintsConsole } from '../complaints/console.js';
+import { publicRouter as complaintsPublic } from '../complaints/public.js';
 
 export interface Module {
   name: string;
@@ -25,4 +28,5 @@ export const modules: Module[] = [
   { name: 'staff', api: registerStaffApi, console: consoleRouter },
   { name: 'contacts', api: registerContactsApi, console: contactsConsole },
   { name: 'segments', api: registerSegmentsApi, console: segmentsConsole },
+  { name: 'complaints', api: registerComplaintsApi, console: complaintsConsole, open: () => complaintsPublic() },
 ];

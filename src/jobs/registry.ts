@@ -45,4 +45,11 @@ export const jobs: JobDefinition[] = [
     firstRunAfter: '20s',
     summary: 'Starts scheduled survey runs, sends survey reminders, expires silent survey sessions and starts the next waiting ones',
   },
+  {
+    name: 'complaints-sla',
+    file: 'complaints-sla',
+    interval: '5m',
+    firstRunAfter: '30s',
+    summary: 'Escalates complaints past their service level (COMPLAINTS_SLA_*_HOURS), marks overdue psychosocial follow-ups, closes abandoned intakes, blanks outbox messages that name a case',
+  },
 ];
