@@ -2,6 +2,9 @@
  * Shared set-up for the dispatcher's tests and benchmarks: contacts with addresses and consent,
  * inserted set-based (thousands at once), and outbox rows.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { Knex } from '../../src/db/orm.js';
 import { toInt } from '../../src/db/values.js';
 import type { OutboundContent, Purpose } from '../../src/messaging/types.js';
@@ -117,4 +120,62 @@ export async function outboxRow(knex: Knex, id: number): Promise<Record<string, 
 export async function countBy(knex: Knex, column: string, where: Record<string, unknown> = {}): Promise<Record<string, number>> {
   const rows = await knex('outbox').where(where).groupBy(column).select(column).count({ n: '*' });
   return Object.fromEntries(rows.map((r: Record<string, unknown>) => [String(r[column]), toInt(r.n)]));
+}
+
+export interface DispatcherChild {
+  child: ChildProcess;
+  ready: { claimer: string; maxHeld: number };
+  /** Lines the child printed after the first, parsed. */
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  /** SIGTERM, then the counts it printed. */
+  stop(): Promise<Record<string, number> | null>;
+  kill(): Promise<void>;
+}
+
+/** Starts test/messaging/fixtures/dispatch-child.ts with this environment and waits until it dispatches. */
+export async function spawnDispatcher(env: Record<string, string>): Promise<DispatcherChild> {
+  const script = fileURLToPath(new URL('./fixtures/dispatch-child.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const lines: Record<string, unknown>[] = [];
+  const rl = createInterface({ input: child.stdout! });
+  const ready = await new Promise<{ claimer: string; maxHeld: number }>((resolve, reject) => {
+    rl.on('line', (line) => {
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (parsed.ready) resolve(parsed as unknown as { claimer: string; maxHeld: number });
+      else lines.push(parsed);
+    });
+    void exited.then((code) => reject(new Error(`the dispatcher child exited (${code}) before it was ready`)));
+  });
+  return {
+    child,
+    ready,
+    lines,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+      const last = lines.find((l) => l.stopped);
+      return (last?.counts as Record<string, number>) ?? null;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Polls until `check` returns true (or throws after `timeoutMs`). */
+export async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
