@@ -129,6 +129,37 @@ const schema = z
     WHATSAPP_RATE_PER_SECOND: int(80, 1, 100_000),
     TWILIO_RATE_PER_SECOND: int(10, 1, 100_000), // segments per second
     AFRICASTALKING_RATE_PER_SECOND: int(10, 1, 100_000), // segments per second
+    // Broadcasts (src/broadcasts/): the preview's cost and time estimates, and default quiet hours.
+    SMS_PRICE_PER_SEGMENT: z.string().optional().transform((v, ctx) => {
+      const n = v === undefined || v.trim() === '' ? 0 : Number(v);
+      if (!Number.isFinite(n) || n < 0) { ctx.addIssue({ code: 'custom', message: 'must be a price such as 0.0075' }); return z.NEVER; }
+      return n;
+    }),
+    /** Per template message (business-initiated, outside the 24-hour window); free-form messages inside it are free. */
+    WHATSAPP_PRICE_PER_MESSAGE: z.string().optional().transform((v, ctx) => {
+      const n = v === undefined || v.trim() === '' ? 0 : Number(v);
+      if (!Number.isFinite(n) || n < 0) { ctx.addIssue({ code: 'custom', message: 'must be a price such as 0.0125' }); return z.NEVER; }
+      return n;
+    }),
+    PRICE_CURRENCY: z.string().optional().transform((v) => (v ?? '').trim().toUpperCase() || 'USD').pipe(z.string().regex(/^[A-Z]{3}$/, { message: 'must be a three-letter currency code such as USD or PEN' })),
+    /** Unique people a WhatsApp number may start conversations with per 24 hours: 250, 2000, 10000, 100000 or unlimited. */
+    WHATSAPP_MESSAGING_TIER: z.string().optional().transform((v, ctx) => {
+      const s = (v ?? '').trim().toLowerCase().replace(/[_,]/g, '');
+      if (s === '') return 250;
+      if (s === 'unlimited') return Infinity;
+      const n = Number(s.replace(/k$/, '000'));
+      if (![250, 2000, 10000, 100000].includes(n)) { ctx.addIssue({ code: 'custom', message: 'must be 250, 2000, 10000, 100000 or unlimited' }); return z.NEVER; }
+      return n;
+    }),
+    /** Default quiet hours for broadcasts, in each contact's own time zone: "20:00-08:00", or "off". */
+    QUIET_HOURS: z.string().optional().transform((v, ctx) => {
+      const s = (v ?? '').trim().toLowerCase();
+      if (s === '') return { start: '20:00', end: '08:00' } as { start: string; end: string } | null;
+      if (s === 'off' || s === 'none') return null;
+      const m = /^([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)$/.exec(s);
+      if (!m || `${m[1]}:${m[2]}` === `${m[3]}:${m[4]}`) { ctx.addIssue({ code: 'custom', message: 'must be HH:MM-HH:MM such as 20:00-08:00, or off' }); return z.NEVER; }
+      return { start: `${m[1]}:${m[2]}`, end: `${m[3]}:${m[4]}` } as { start: string; end: string } | null;
+    }),
     DEFAULT_LANGUAGE: languageCode,
     DEFAULT_COUNTRY: z
       .string()

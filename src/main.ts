@@ -8,6 +8,7 @@ import { createApp } from './http/app.js';
 import { ensureFirstAdmin } from './staff/service.js';
 import { ensureDefaults as ensureContactDefaults } from './contacts/lists.js';
 import { startScheduler } from './jobs/scheduler.js';
+import { installBroadcastRenderer } from './broadcasts/render.js';
 import { channelsFor } from './channels/index.js';
 import { startDispatcher } from './messaging/dispatcher.js';
 
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(lines.join('\n') + '\n\n');
   log.info({ port: config.PORT }, 'listening');
+  installBroadcastRenderer({ db, config }); // the dispatcher asks it for broadcast content at send time
   const scheduler = await startScheduler({ config, db, log });
   // Sends the outbox: one loop per process (RUN_DISPATCHER=false leaves it to other processes).
   const dispatcher = config.RUN_DISPATCHER ? startDispatcher({ config, db, log, adapters: channelsFor(config).all }) : null;

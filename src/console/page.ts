@@ -19,6 +19,8 @@ export const NAV: NavItem[] = [
   { href: '/lists', label: 'nav.lists', permission: 'reports.read' },
   { href: '/contact-fields', label: 'nav.contactFields', permission: 'contacts.read' },
   { href: '/segments', label: 'nav.segments', permission: 'contacts.read' },
+  { href: '/messages', label: 'nav.messages', permission: 'messages.write' },
+  { href: '/broadcasts', label: 'nav.broadcasts', permission: 'reports.read' },
   { href: '/complaints', label: 'nav.complaints', permission: 'complaints.read' },
   { href: '/referrals', label: 'nav.referrals', permission: 'complaints.read' },
   { href: '/referral-services', label: 'nav.referralServices', permission: 'complaints.read' },

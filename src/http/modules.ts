@@ -14,6 +14,8 @@ import { registerSegmentsApi, segmentsConsole } from '../contacts/segments-api.j
 import { registerComplaintsApi } from '../complaints/api.js';
 import { complaintsConsole } from '../complaints/console.js';
 import { publicRouter as complaintsPublic } from '../complaints/public.js';
+import { registerBroadcastsApi } from '../broadcasts/api.js';
+import { broadcastsConsole } from '../broadcasts/console.js';
 
 export interface Module {
   name: string;
@@ -29,4 +31,5 @@ export const modules: Module[] = [
   { name: 'contacts', api: registerContactsApi, console: contactsConsole },
   { name: 'segments', api: registerSegmentsApi, console: segmentsConsole },
   { name: 'complaints', api: registerComplaintsApi, console: complaintsConsole, open: () => complaintsPublic() },
+  { name: 'broadcasts', api: registerBroadcastsApi, console: broadcastsConsole },
 ];

@@ -33,6 +33,13 @@ export const jobs: JobDefinition[] = [
     summary: 'Erases conversation text older than RETENTION_MESSAGE_DAYS and the number and name of contacts without consent after RETENTION_UNCONSENTED_DAYS; compacts SQLite',
   },
   {
+    name: 'broadcasts',
+    file: 'broadcasts',
+    interval: '30s',
+    firstRunAfter: '15s',
+    summary: 'Starts scheduled broadcasts and the daily or weekly occurrences of recurring ones when due; marks finished broadcasts completed',
+  },
+  {
     name: 'prune-job-runs',
     file: 'prune-job-runs',
     cron: '15 4 * * *',

@@ -5,6 +5,7 @@
 import type { NamedStep } from './router.js';
 import { inboxStep } from './inbox.js';
 import { contactsConfirmationStep, contactsGlobalStep, contactsJoinStep } from '../contacts/steps.js';
+import { faqStep } from '../broadcasts/faq.js';
 import { complaintsIntakeStep, complaintsKeywordStep } from '../complaints/intake.js';
 import { pssHandoffStep } from '../complaints/pss.js';
 import { surveyButtonStep, sessionStep as surveySessionStep } from '../surveys/sessions.js';
@@ -18,5 +19,6 @@ export const ROUTER_STEPS: NamedStep[] = [
   { stage: 'session', name: 'pss.handoff', step: pssHandoffStep },
   { stage: 'session', name: 'complaints.intake', step: complaintsIntakeStep },
   { stage: 'session', name: 'surveys.session', step: surveySessionStep },
+  { stage: 'faq', name: 'broadcasts.faq', step: faqStep },
   { stage: 'inbox', name: 'inbox', step: inboxStep },
 ];

@@ -33,8 +33,21 @@ export interface ParsedInbound {
   receivedAt: Date;
 }
 
+/**
+ * A file WhatsApp sends with a text message, by public URL or by a media id uploaded to Meta: an image or
+ * a document (the text is its caption, at most 1,024 characters), or an audio voice note (sent alone:
+ * WhatsApp gives audio no caption). SMS and every other channel send the text only.
+ */
+export interface OutboundMedia {
+  kind: 'image' | 'document' | 'audio';
+  url?: string;
+  id?: string;
+  /** Shown for a document. */
+  filename?: string;
+}
+
 export type OutboundContent =
-  | { type: 'text'; text: string }
+  | { type: 'text'; text: string; media?: OutboundMedia }
   /** WhatsApp reply buttons (1–3); SMS gets the text with numbered options. */
   | { type: 'buttons'; text: string; buttons: { id: string; title: string }[] }
   /** WhatsApp list (≤10 rows); SMS gets numbered options. */
