@@ -110,10 +110,27 @@ async function eraseMessage(trx: Knex, ctx: InboundContext): Promise<void> {
   await trx('inbound_messages').where('id', ctx.message.id).update({ text: null, payload: null, keep: false, text_erased_at: new Date() });
 }
 
+/**
+ * Button and list-row ids of the intake say "cx:" where the engine says "sv:", so that a tap on them
+ * is never taken for an answer to a survey session the person may have open at the same time (the
+ * surveys domain claims "sv:" taps before any other step), and the other way round.
+ */
+const INTAKE_PAYLOAD = 'cx:';
+function ownPayloads(content: OutboundContent): OutboundContent {
+  const mark = (id: string) => (id.startsWith('sv:') ? INTAKE_PAYLOAD + id.slice(3) : id);
+  if (content.type === 'buttons') return { ...content, buttons: content.buttons.map((b) => ({ ...b, id: mark(b.id) })) };
+  if (content.type === 'list') return { ...content, rows: content.rows.map((r) => ({ ...r, id: mark(r.id) })) };
+  return content;
+}
+/** The engine's own form of a tap on an intake button; any other payload (a survey's) is not an answer here. */
+function enginePayload(payload: string | null): string | null {
+  return payload && payload.startsWith(INTAKE_PAYLOAD) ? 'sv:' + payload.slice(INTAKE_PAYLOAD.length) : null;
+}
+
 async function sendEngineMessages(trx: Knex, ctx: InboundContext, messages: readonly EngineMessage[]): Promise<void> {
   const shown = messages.filter((m) => !(m.kind === 'end' && m.reason === 'completed')); // the acknowledgement replaces "thanks"
   for (const r of renderMessages(shown, { medium: ctx.address.medium, programme: ctx.services.config.PROGRAMME_NAME })) {
-    await reply(trx, ctx, r.content, r.language);
+    await reply(trx, ctx, ownPayloads(r.content), r.language);
   }
 }
 
@@ -157,10 +174,12 @@ export const complaintsIntakeStep: RouterStep = async (ctx) => {
   const { knex } = ctx.services.db;
   const row = await knex('complaint_intakes').where('contact_id', ctx.contact.id).where('expires_at', '>', ctx.message.receivedAt).orderBy('id', 'desc').first();
   if (!row) return null;
+  // A tap on another domain's button (a survey's "sv:…") is not for the intake.
+  if (ctx.message.payload && !ctx.message.payload.startsWith(INTAKE_PAYLOAD) && ctx.message.payload.startsWith('sv:')) return null;
   const survey = await intakeSurvey();
   const meta = JSON.parse(unseal(String(row.state), intakeContext(ctx.contact.id))) as IntakeMeta;
   const now = ctx.message.receivedAt;
-  const r = step(survey, meta.state, { type: 'answer', text: ctx.message.text, payload: ctx.message.payload }, { now });
+  const r = step(survey, meta.state, { type: 'answer', text: ctx.message.text, payload: enginePayload(ctx.message.payload) }, { now });
   for (const e of r.events) {
     if (e.type === 'answered' && e.name === 'wants_answer' && e.value === 'yes') {
       meta.consentMessageId = ctx.message.id;

@@ -122,6 +122,9 @@ describe('a focal point', () => {
     const page = await clients.focal_point.get(`/complaints/${sensitive}`);
     expect(page.text_).toContain(SECRET_WORDS);
     expect(page.text_).toContain('entrevista hecha');
+    expect((await clients.focal_point.get('/pss')).status).toBe(200);
+    expect((await clients.focal_point.get(`/pss?contact=${sensitiveContactId}&open=true`)).status).toBe(200);
+    expect((await clients.focal_point.get('/referrals')).status).toBe(200);
   });
 
   it('every read of it is audited, under a reference that does not name it', async () => {

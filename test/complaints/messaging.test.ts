@@ -255,6 +255,42 @@ describe('sensitive over WhatsApp-like SMS', () => {
   });
 });
 
+describe('over WhatsApp, beside a survey the person is answering', () => {
+  const wa = (from: string, text: string, payload?: string): ParsedInbound => ({
+    channel: 'whatsapp', medium: 'whatsapp', providerId: `wamid.c${++seq}`, from, fromKind: 'phone', kind: payload ? 'list' : 'text', text, payload: payload ?? null, receivedAt: new Date(),
+  });
+  const waSay = async (from: string, text: string, payload?: string) => (await receive(s, ROUTER_STEPS, [wa(from, text, payload)])).routes[0];
+
+  it('taps on the intake’s list and buttons answer the intake, never the survey; the survey carries on after', async () => {
+    const phone = '+51987400001';
+    await waSay(phone, 'hola');
+    const contactId = await contactOf(phone);
+    const { startSession } = await import('../../src/surveys/sessions.js');
+    const started = await startSession(s.db.knex, { surveyKey: 'needs-assessment', contactId, medium: 'whatsapp', requireConsent: false });
+    const before = await s.db.knex('survey_sessions').where('id', started.sessionId).first('status', 'current_question', 'step');
+
+    expect(await waSay(phone, 'COMPLAINT')).toBe('complaint');
+    const out = await outboxFor(s.db.knex, contactId);
+    const list = out[out.length - 1].content as { type: string; rows: { id: string }[] };
+    expect(list.type).toBe('list');
+    expect(list.rows[3].id).toBe('cx:category:4');
+    await waSay(phone, 'Complaint about aid', 'cx:category:4');
+    await waSay(phone, 'The food parcels were short of rice');
+    await waSay(phone, 'Yes, keep it', 'cx:keep_contact:1');
+    await waSay(phone, 'Yes', 'cx:wants_answer:1');
+    await waSay(phone, 'WhatsApp', 'cx:reply_channel:1');
+    const ack = await lastText(phone);
+    expect(ack).toMatch(/Your code is [A-Z0-9]{6}/);
+    const row = await s.db.knex('complaints').orderBy('id', 'desc').first();
+    expect(row).toMatchObject({ category: 'programme', narrative: 'The food parcels were short of rice', reply_medium: 'whatsapp', source: 'whatsapp' });
+    const grant = (await consentHistory(s.db.knex, contactId)).find((c) => c.purpose === 'complaint_followup')!;
+    expect(grant.method).toBe('button');
+
+    const after = await s.db.knex('survey_sessions').where('id', started.sessionId).first('status', 'current_question', 'step');
+    expect(after).toEqual(before);
+  });
+});
+
 describe('escalation', () => {
   it('fires once when a high-priority case passes 24 hours (simulated clock)', async () => {
     const { openComplaint } = await import('../../src/complaints/service.js');
