@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Database } from '../db/orm.js';
-import { toInt } from '../db/values.js';
+import { toBool, toDate, toInt } from '../db/values.js';
 import { HttpError } from '../http/errors.js';
 import { ApiToken, StaffSession, StaffUser } from './entities.js';
 import { generatePassword, hashPassword, verifyPassword } from './passwords.js';
@@ -164,15 +164,31 @@ export async function createSession(db: Database, userId: number, ttlHours: numb
   return { cookie, csrfToken, expiresAt };
 }
 
-export async function findSession(db: Database, cookie: string): Promise<{ session: StaffSession; user: StaffUser } | null> {
-  const em = db.em();
-  const session = await em.findOne(StaffSession, { id: sha256(cookie) }, { populate: ['user'] });
-  if (!session) return null;
-  if (session.expiresAt.getTime() <= Date.now() || !session.user.active) {
-    await em.nativeDelete(StaffSession, { id: session.id });
+export interface SessionUser {
+  id: number;
+  email: string;
+  name: string;
+  role: Role;
+  locale: string;
+}
+
+/** The signed-in user behind a session cookie (one indexed query on every console request). */
+export async function findSession(db: Database, cookie: string): Promise<{ session: { id: string; csrfToken: string }; user: SessionUser } | null> {
+  const id = sha256(cookie);
+  const row = await db
+    .knex('staff_sessions as s')
+    .join('staff_users as u', 'u.id', 's.user_id')
+    .where('s.id', id)
+    .first('s.csrf_token', 's.expires_at', 'u.id', 'u.email', 'u.name', 'u.role', 'u.locale', 'u.active');
+  if (!row) return null;
+  if (toDate(row.expires_at).getTime() <= Date.now() || !toBool(row.active)) {
+    await db.knex('staff_sessions').where('id', id).delete();
     return null;
   }
-  return { session, user: session.user };
+  return {
+    session: { id, csrfToken: row.csrf_token },
+    user: { id: toInt(row.id), email: row.email, name: row.name, role: row.role, locale: row.locale },
+  };
 }
 
 export async function destroySession(db: Database, cookie: string): Promise<void> {
@@ -249,17 +265,17 @@ export async function revokeToken(db: Database, actor: Actor, id: number): Promi
   return publicToken(token);
 }
 
-/** Resolves a bearer secret to its token; null when unknown or revoked. */
-export async function findToken(db: Database, secret: string): Promise<ApiToken | null> {
+/** Resolves a bearer secret to its token (one indexed query); null when unknown or revoked. */
+export async function findToken(db: Database, secret: string): Promise<{ id: number; name: string; role: Role } | null> {
   if (!/^ayni_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}$/.test(secret)) return null;
-  const em = db.em();
-  const token = await em.findOne(ApiToken, { tokenHash: sha256(secret) });
-  if (!token || token.revokedAt) return null;
+  const row = await db.knex('api_tokens').where('token_hash', sha256(secret)).whereNull('revoked_at').first('id', 'name', 'role', 'last_used_at');
+  if (!row) return null;
   // last-used is informative; write it at most once a minute
-  if (!token.lastUsedAt || Date.now() - token.lastUsedAt.getTime() > 60_000) {
-    await db.knex('api_tokens').where('id', token.id).update({ last_used_at: new Date() });
+  const lastUsed = row.last_used_at === null || row.last_used_at === undefined ? 0 : toDate(row.last_used_at).getTime();
+  if (Date.now() - lastUsed > 60_000) {
+    await db.knex('api_tokens').where('id', row.id).update({ last_used_at: new Date() });
   }
-  return token;
+  return { id: toInt(row.id), name: row.name, role: row.role };
 }
 
 /** Creates the first admin when there are no staff users yet. Returns the password to print once, or null. */
