@@ -6,6 +6,7 @@
  *   ayni tokens create --name N --role R
  *   ayni tokens list
  *   ayni tokens revoke ID
+ *   ayni surveys validate FILE… | preview FILE [--lang es] [--channel sms|whatsapp] | list | schema
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ZodError } from 'zod';
@@ -15,6 +16,7 @@ import { HttpError, zodDetails } from './http/errors.js';
 import { ROLES } from './staff/roles.js';
 import { createToken, createUser, listTokens, listUsers, revokeToken } from './staff/service.js';
 import type { Actor } from './staff/audit.js';
+import { registerSurveyCommands } from './surveys/cli.js';
 import { registerComplaintsCli } from './complaints/cli.js';
 
 const CLI_ACTOR: Actor = { type: 'system', id: null, label: 'cli', role: 'system' };
@@ -106,6 +108,8 @@ export function buildCli(): Command {
     );
 
   registerComplaintsCli(program, withService);
+
+  registerSurveyCommands(program); // ayni surveys validate|preview|list|schema
 
   return program;
 }

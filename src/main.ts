@@ -8,6 +8,7 @@ import { createApp } from './http/app.js';
 import { ensureFirstAdmin } from './staff/service.js';
 import { ensureDefaults as ensureContactDefaults } from './contacts/lists.js';
 import { startScheduler } from './jobs/scheduler.js';
+import { initSurveys } from './surveys/index.js';
 import { installBroadcastRenderer } from './broadcasts/render.js';
 import { channelsFor } from './channels/index.js';
 import { startDispatcher } from './messaging/dispatcher.js';
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
   const { config, log, db } = await boot();
   const first = await ensureFirstAdmin(db, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
   await ensureContactDefaults(db, config); // the default list, so that a plain JOIN works on a fresh install
+  await initSurveys(config, log); // loads and checks surveys/*.yaml|xlsx; refused files are logged and listed on /surveys
   const { app } = createApp({ config, db, log });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));

@@ -21,6 +21,7 @@ export const NAV: NavItem[] = [
   { href: '/segments', label: 'nav.segments', permission: 'contacts.read' },
   { href: '/messages', label: 'nav.messages', permission: 'messages.write' },
   { href: '/broadcasts', label: 'nav.broadcasts', permission: 'reports.read' },
+  { href: '/surveys', label: 'nav.surveys', permission: 'surveys.results' },
   { href: '/complaints', label: 'nav.complaints', permission: 'complaints.read' },
   { href: '/referrals', label: 'nav.referrals', permission: 'complaints.read' },
   { href: '/referral-services', label: 'nav.referralServices', permission: 'complaints.read' },

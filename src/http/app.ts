@@ -24,6 +24,8 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 /** Files served under /static/: the console's stylesheet and the charting library from node_modules. */
 const STATIC: Record<string, { file: string; type: string }> = {
   'console.css': { file: join(TEMPLATES, 'console', 'static', 'console.css'), type: 'text/css' },
+  'chart.umd.js': { file: join(ROOT, 'node_modules', 'chart.js', 'dist', 'chart.umd.js'), type: 'text/javascript' },
+  'survey-charts.js': { file: join(TEMPLATES, 'console', 'static', 'survey-charts.js'), type: 'text/javascript' },
   'segments.js': { file: join(TEMPLATES, 'console', 'static', 'segments.js'), type: 'text/javascript' },
 };
 

@@ -16,7 +16,8 @@ import { z } from 'zod';
 import type { Knex } from '../db/orm.js';
 import { toBool, toDate, toDateOrNull, toInt } from '../db/values.js';
 import { HttpError, notFound } from '../http/errors.js';
-import { audienceQuery } from '../contacts/segments/service.js';
+import { audienceQuery, segmentHttpError } from '../contacts/segments/service.js';
+import { SegmentError } from '../contacts/segments/errors.js';
 import { reservedWords, normaliseKeyword } from '../contacts/keywords.js';
 import { keywordIndex } from '../contacts/lists.js';
 import type { Medium, RouterServices } from '../messaging/types.js';
@@ -136,13 +137,20 @@ function mediaOf(medium: Run['medium']): Medium[] {
  * chosen (wrapped: a bare Knex builder is thenable and would run when awaited).
  */
 export async function runAudience(knex: Knex, audience: Audience, medium: Run['medium']): Promise<{ query: Knex.QueryBuilder }> {
-  const { query: q } = await audienceQuery(knex, {
-    lists: audience.lists,
-    segment: audience.segment,
-    query: audience.query,
-    purpose: 'surveys',
-    media: mediaOf(medium),
-  });
+  let q: Knex.QueryBuilder;
+  try {
+    ({ query: q } = await audienceQuery(knex, {
+      lists: audience.lists,
+      segment: audience.segment,
+      query: audience.query,
+      purpose: 'surveys',
+      media: mediaOf(medium),
+    }));
+  } catch (e) {
+    // A query that does not compile: 400 with its position, as the segments pages say it.
+    if (e instanceof SegmentError) throw segmentHttpError(e);
+    throw e;
+  }
   if (audience.contactIds?.length) q.whereIn('c.id', audience.contactIds);
   return { query: q };
 }

@@ -497,6 +497,7 @@ async function keywordStart(ctx: InboundContext): Promise<string | null> {
  */
 export const sessionStep: RouterStep = async (ctx) => {
   if (ctx.contact.status !== 'active') return null;
+  configureSurveys(ctx.services.config);
   const { knex } = ctx.services.db;
   for (let attempt = 0; attempt < 5; attempt++) {
     const row = await knex('survey_sessions').where({ contact_id: ctx.contact.id, status: 'active' }).orderBy('id', 'desc').first();
