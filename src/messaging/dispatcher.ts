@@ -813,13 +813,13 @@ class Recheck {
       }
       for (const p of batch) {
         const c = states.get(p.row.contactId);
-        if (!c) p.resolve(null);
-        else if (p.row.purpose !== 'reply' && c.withdrawn.has(p.row.purpose)) p.resolve('no_consent');
-        else {
-          // Whatever else the row needs (its purpose's consent) was there when the batch was prepared.
-          if (p.row.purpose !== 'reply') c.consents.set(p.row.purpose, true);
-          p.resolve(ineligible(p.row, c));
+        if (!c) {
+          p.resolve(null);
+          continue;
         }
+        // The purpose's consent was there when the batch was prepared; it counts unless withdrawn since.
+        if (p.row.purpose !== 'reply' && !c.withdrawn.has(p.row.purpose)) c.consents.set(p.row.purpose, true);
+        p.resolve(ineligible(p.row, c));
       }
     } catch {
       for (const p of batch) p.resolve('retry');
