@@ -66,9 +66,9 @@ export function registerComplaintsApi(api: Api): void {
   api.route({
     method: 'post', path: '/complaints', tag: 'complaints', permission: 'complaints.manage', status: 201,
     summary: 'Enter a complaint taken by phone or in person (hotline); anonymous, or with the person’s number or contact id',
-    body: z.record(z.string(), z.unknown()),
+    body: staffEntrySchema,
     handler: async (ctx, { body }) => {
-      const opened = await enterComplaint(ctx.services.db, ctx.services.config, viewerOf(ctx), body as z.input<typeof staffEntrySchema>);
+      const opened = await enterComplaint(ctx.services.db, ctx.services.config, viewerOf(ctx), body);
       return { code: opened.code, sensitive: opened.sensitive, priority: opened.priority, dueAt: opened.dueAt.toISOString(), anonymous: opened.anonymous };
     },
   });

@@ -130,6 +130,19 @@ export const sealOrNull = (text: string | null | undefined, context: string): st
 export const unsealOrNull = (text: string | null | undefined, context: string): string | null => (text === null || text === undefined ? null : unseal(text, context));
 
 /**
+ * Opens a sealed text for display. One that does not open (sealed with another key than the one
+ * configured) says why instead of failing the whole page: the rest of the record is still needed.
+ */
+export function openForDisplay(text: unknown, context: string): string | null {
+  try {
+    return unsealOrNull(text as string | null, context);
+  } catch (e) {
+    if (e instanceof SealError) return `[sealed text that cannot be opened: ${e.message}]`;
+    throw e;
+  }
+}
+
+/**
  * An opaque, stable reference for the audit log of a restricted record: the log says that someone
  * read "a restricted case s:3fa9…" without naming which, so the audit page cannot reveal it to an
  * admin; the case page shows its reference to focal points, who can match the entries.

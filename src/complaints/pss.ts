@@ -24,7 +24,7 @@ import { enqueue } from '../messaging/outbox.js';
 import { wording } from '../messaging/texts.js';
 import type { RouterStep } from '../messaging/types.js';
 import { audit, type Actor } from '../staff/audit.js';
-import { restrictedRef, sealOrNull, unsealOrNull } from './crypto.js';
+import { openForDisplay, restrictedRef, sealOrNull } from './crypto.js';
 import { keepPrivate, seesSensitive, type Viewer } from './service.js';
 import { suggestPssLevel } from './suggest.js';
 
@@ -83,7 +83,7 @@ function toRecord(r: Record<string, unknown>, now: Date): TriageRecord {
     contactId: r.contact_id === null || r.contact_id === undefined ? null : toInt(r.contact_id),
     level: r.level as PssLevel,
     suggestedLevel: (r.suggested_level as string | null) ?? null,
-    note: unsealOrNull(r.note as string | null, noteContext(id)),
+    note: openForDisplay(r.note, noteContext(id)),
     setBy: (r.set_by_label as string | null) ?? null,
     at: toDate(r.at),
     handoffOpen: toBool(r.handoff_open),

@@ -13,7 +13,7 @@ import type { Database, Knex } from '../db/orm.js';
 import { toBool, toDate, toDateOrNull, toInt } from '../db/values.js';
 import { HttpError, notFound } from '../http/errors.js';
 import { audit, type Actor } from '../staff/audit.js';
-import { restrictedRef, sealOrNull, unsealOrNull } from './crypto.js';
+import { openForDisplay, restrictedRef, sealOrNull } from './crypto.js';
 import { newId } from './pss.js';
 import { auditCase, caseRef, recordEvent, seesSensitive, type Viewer } from './service.js';
 
@@ -200,7 +200,7 @@ function toReferral(r: Record<string, unknown>): Referral {
     dueAt: toDateOrNull(r.due_at),
     outcome: r.outcome as Outcome,
     outcomeAt: toDateOrNull(r.outcome_at),
-    note: restricted ? unsealOrNull(r.note as string | null, referralNoteContext(id)) : ((r.note as string | null) ?? null),
+    note: restricted ? openForDisplay(r.note, referralNoteContext(id)) : ((r.note as string | null) ?? null),
   };
 }
 

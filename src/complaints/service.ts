@@ -22,7 +22,7 @@ import { wording } from '../messaging/texts.js';
 import { hasConsent, recordConsent, type ConsentInput } from '../contacts/consent.js';
 import { audit, type Actor } from '../staff/audit.js';
 import { ROLE_PERMISSIONS, type Permission, type Role } from '../staff/roles.js';
-import { restrictedRef, sealOrNull, unsealOrNull } from './crypto.js';
+import { openForDisplay, restrictedRef, sealOrNull, unsealOrNull } from './crypto.js';
 import {
   CATEGORIES, DEFAULT_PRIORITY, OPEN_STATUSES, PRIORITIES, SOURCES, STATUSES, TRANSITIONS, currentSla, dueAt, isSensitiveCategory, newCode, normaliseCode,
   slaState, type Category, type Priority, type SlaHours, type SlaState, type Source, type Status,
@@ -295,7 +295,7 @@ async function findRow(knex: Knex, v: Pick<Viewer, 'permissions'>, rawCode: stri
 
 function narrativeOf(r: Row): { narrative: string | null; resolution: string | null } {
   if (!r.sensitive) return { narrative: (r.narrative as string | null) ?? null, resolution: (r.resolution as string | null) ?? null };
-  return { narrative: unsealOrNull(r.narrative as string | null, ctxOf(r.code, 'narrative')), resolution: unsealOrNull(r.resolution as string | null, ctxOf(r.code, 'resolution')) };
+  return { narrative: openForDisplay(r.narrative, ctxOf(r.code, 'narrative')), resolution: openForDisplay(r.resolution, ctxOf(r.code, 'resolution')) };
 }
 
 /** One case with its narrative and history. Audited (every read). */
@@ -311,7 +311,7 @@ export async function getComplaint(db: Database, v: Viewer, code: string, now = 
       actor: String(e.actor_label ?? e.actor_type),
       from: (e.from_value as string | null) ?? null,
       to: (e.to_value as string | null) ?? null,
-      note: r.sensitive ? unsealOrNull(e.note as string | null, ctxOf(r.code, 'note')) : ((e.note as string | null) ?? null),
+      note: r.sensitive ? openForDisplay(e.note, ctxOf(r.code, 'note')) : ((e.note as string | null) ?? null),
     })),
     transitions: [...TRANSITIONS[r.status]],
     auditRef: auditRefOf(r),

@@ -67,6 +67,20 @@ describe('sealed at rest', () => {
     }
   });
 
+  it('a case sealed with another key still opens as a page, saying why its text cannot be read', async () => {
+    const { openComplaint, getComplaint } = await import('../../src/complaints/service.js');
+    const opened = await s.db.knex.transaction((trx) => openComplaint(trx, { source: 'phone', category: 'misconduct', narrative: 'texto sellado' }));
+    configureComplaintsKey({ COMPLAINTS_ENCRYPTION_KEY: generateKey(), NODE_ENV: 'test' });
+    try {
+      const c = await getComplaint(s.db, focal, opened.code);
+      expect(c.category).toBe('misconduct');
+      expect(c.narrative).toMatch(/^\[sealed text that cannot be opened: sealed with key [0-9a-f]{8}, but the configured key is [0-9a-f]{8}\]$/);
+    } finally {
+      configureComplaintsKey({ COMPLAINTS_ENCRYPTION_KEY: undefined, NODE_ENV: 'test' });
+    }
+    expect((await getComplaint(s.db, focal, opened.code)).narrative).toBe('texto sellado');
+  });
+
   it('production refuses to start without COMPLAINTS_ENCRYPTION_KEY, and refuses a key that is not 32 bytes', async () => {
     const { loadConfig, ConfigError } = await import('../../src/config.js');
     const base = { NODE_ENV: 'production', PSEUDONYM_KEY: 'p'.repeat(40) };
