@@ -20,7 +20,8 @@ export interface Source {
   headers: string[];
   /** The row number of the header line. */
   headerRow: number;
-  rows: AsyncIterable<SourceRow>;
+  /** The rows after the header, in batches. */
+  rows: AsyncIterable<SourceRow[]>;
 }
 
 export type ImportFormat = 'csv' | 'xlsx';
@@ -66,42 +67,69 @@ function sniffDelimiter(text: string): string {
   return best;
 }
 
+/**
+ * Records of a CSV text in batches, each with the line it starts on. The text is fed to the
+ * parser a slice at a time and the records read synchronously after each slice (csv-parse's
+ * per-record `info` costs more than the parsing itself, so lines are counted here: a record
+ * covers one line plus the line breaks inside its quoted values; empty lines are records too).
+ */
+async function* csvBatches(text: string): AsyncGenerator<SourceRow[]> {
+  const parser = parse({ delimiter: sniffDelimiter(text), relax_column_count: true, relax_quotes: true, bom: true, skip_empty_lines: false });
+  let failure: Error | null = null;
+  let ended = false;
+  parser.on('error', (e: Error) => (failure = e));
+  parser.on('end', () => (ended = true));
+  let line = 1;
+  const drain = (): SourceRow[] => {
+    const batch: SourceRow[] = [];
+    let record: string[] | null;
+    while ((record = parser.read() as string[] | null) !== null) {
+      let spanned = 0;
+      for (const cell of record) {
+        if (cell.includes('\n')) spanned += cell.split('\n').length - 1;
+      }
+      batch.push({ row: line, cells: record });
+      line += 1 + spanned;
+    }
+    if (failure) throw new FileError(`the CSV file cannot be read near line ${line}: ${(failure as Error).message}`);
+    return batch;
+  };
+  const step = 1 << 20;
+  for (let i = 0; i < text.length; i += step) {
+    parser.write(text.slice(i, i + step));
+    const batch = drain();
+    if (batch.length) yield batch;
+  }
+  parser.end();
+  while (!ended) {
+    await new Promise((r) => setImmediate(r));
+    const batch = drain();
+    if (batch.length) yield batch;
+    if (failure) throw new FileError(`the CSV file cannot be read: ${(failure as Error).message}`);
+  }
+}
+
+const blankRow = (cells: Cell[]) => cells.every((c) => c === null || (typeof c === 'string' && c.trim() === ''));
+
 /** Rows of a CSV text. The first non-empty record is the header. */
 export async function readCsv(text: string): Promise<Source> {
-  const parser = parse({ delimiter: sniffDelimiter(text), info: true, skip_empty_lines: true, relax_column_count: true, relax_quotes: true, bom: true });
-  // Feed in slices so that parsing starts before the whole text is copied into the parser.
-  const feeder = Readable.from(
-    (function* () {
-      const step = 1 << 20;
-      for (let i = 0; i < text.length; i += step) yield text.slice(i, i + step);
-    })(),
-  );
-  feeder.pipe(parser);
-  const it = parser[Symbol.asyncIterator]() as AsyncIterator<{ record: string[]; info: { lines: number } }>;
-  let first: IteratorResult<{ record: string[]; info: { lines: number } }>;
-  try {
-    first = await it.next();
-  } catch (e) {
-    throw new FileError(`the CSV file cannot be read: ${(e as Error).message}`);
-  }
-  if (first.done) throw new FileError('the file is empty');
-  const headers = first.value.record.map((h) => String(h ?? '').trim());
-  const headerRow = first.value.info.lines;
-  const rows = (async function* () {
-    for (;;) {
-      let next: IteratorResult<{ record: string[]; info: { lines: number } }>;
-      try {
-        next = await it.next();
-      } catch (e) {
-        throw new FileError(`the CSV file cannot be read: ${(e as Error).message}`);
-      }
-      if (next.done) return;
-      const { record, info } = next.value;
-      // info.lines is the line the record ends on; a quoted value may span lines.
-      let spanned = 0;
-      for (const cell of record) if (cell.includes('\n')) spanned += cell.split('\n').length - 1;
-      yield { row: info.lines - spanned, cells: record };
+  const batches = csvBatches(text);
+  let headers: string[] | null = null;
+  let headerRow = 0;
+  let pending: SourceRow[] = [];
+  while (!headers) {
+    const next = await batches.next();
+    if (next.done) throw new FileError('the file is empty');
+    const i = next.value.findIndex((r) => !blankRow(r.cells));
+    if (i >= 0) {
+      headers = next.value[i].cells.map((h) => String(h ?? '').trim());
+      headerRow = next.value[i].row;
+      pending = next.value.slice(i + 1);
     }
+  }
+  const rows = (async function* () {
+    if (pending.length) yield pending;
+    for await (const batch of batches) yield batch;
   })();
   return { headers, headerRow, rows };
 }
@@ -165,11 +193,17 @@ export async function readXlsx(bytes: Uint8Array): Promise<Source> {
     }
   }
   const rows = (async function* () {
+    let batch: SourceRow[] = [];
     for (;;) {
       const r = await read();
-      if (r.done) return;
-      yield { row: r.value.number, cells: toCells(r.value.values) };
+      if (r.done) break;
+      batch.push({ row: r.value.number, cells: toCells(r.value.values) });
+      if (batch.length === 2000) {
+        yield batch;
+        batch = [];
+      }
     }
+    if (batch.length) yield batch;
   })();
   return { headers: headers!, headerRow, rows };
 }

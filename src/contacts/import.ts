@@ -85,6 +85,8 @@ export interface ImportRequest {
   media?: ImportMedium[];
   /** The time used for the consent rows and records (tests). */
   now?: Date;
+  /** Rows per database batch (default 5,000; tests use small batches to cross batch boundaries). */
+  batchSize?: number;
 }
 
 export interface ImportReport {
@@ -125,6 +127,7 @@ export const importOptionsSchema = z.object({
   skipBadRows: z.boolean().optional(),
   media: z.array(z.enum(MEDIA)).min(1).max(2).optional(),
   now: z.date().optional(),
+  batchSize: z.number().int().min(1).max(20_000).optional(),
 });
 
 /** "phone=Telefono, name=Nombre, region=Región" → {phone: "Telefono", …}. */
@@ -366,11 +369,23 @@ function makeRowChecker(m: Mapped, basis: LegalBasis | undefined, defaultCountry
   };
 }
 
-interface Existing {
-  contactId: number;
+/** What the database knows about a batch of numbers. */
+interface BatchCheck {
+  /** number → existing contact id, for the rows that passed */
+  existing: Map<string, number>;
+  /** the rows that passed */
+  valid: GoodRow[];
+  errors: RowError[];
 }
 
-const BATCH = 5000;
+/** State carried from batch to batch: which existing contact a row already claimed. */
+interface CheckState {
+  contactRow: Map<number, number>;
+  /** null until the first batch asks whether any tombstone exists */
+  anyTombstone: boolean | null;
+}
+
+export const BATCH = 5000;
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -379,68 +394,72 @@ function chunks<T>(items: T[], size: number): T[][] {
 }
 
 /**
- * The database's view of the good rows, a few thousand numbers per query: which numbers are
- * existing contacts, and which rows cannot be imported because of who the person is.
+ * The database's view of a batch of good rows, with one query per kind of fact (never per row):
+ * which numbers are existing contacts, and which rows cannot be imported because of who the
+ * person is (said STOP, blocked, left this list, erased without new consent).
  */
-async function checkAgainstDatabase(knex: Knex, rows: GoodRow[], list: ListRow, phoneHeader: string): Promise<{ existing: Map<string, Existing>; errors: RowError[] }> {
-  const existing = new Map<string, Existing & { status: string; stoppedAt: Date | null }>();
-  for (const batch of chunks(rows, BATCH)) {
-    const found = await knex('contact_addresses as a')
-      .join('contacts as c', 'c.id', 'a.contact_id')
-      .whereIn('a.address', batch.map((r) => r.e164))
-      .whereNull('c.erased_at')
-      .orderBy('c.id')
-      .select('a.address', 'c.id', 'c.status', 'c.stopped_at');
-    for (const f of found) {
-      if (!existing.has(f.address)) existing.set(String(f.address), { contactId: toInt(f.id), status: String(f.status), stoppedAt: toDateOrNull(f.stopped_at) });
-    }
+async function checkBatch(knex: Knex, rows: GoodRow[], list: ListRow, phoneHeader: string, state: CheckState): Promise<BatchCheck> {
+  const existing = new Map<string, { contactId: number; status: string; stoppedAt: Date | null }>();
+  // Both channels named, so that the unique (channel, address) index answers.
+  const found = await knex('contact_addresses as a')
+    .join('contacts as c', 'c.id', 'a.contact_id')
+    .whereIn('a.channel', MEDIA as unknown as string[])
+    .whereIn('a.address', rows.map((r) => r.e164))
+    .whereNull('c.erased_at')
+    .orderBy('c.id')
+    .select('a.address', 'c.id', 'c.status', 'c.stopped_at');
+  for (const f of found) {
+    if (!existing.has(f.address)) existing.set(String(f.address), { contactId: toInt(f.id), status: String(f.status), stoppedAt: toDateOrNull(f.stopped_at) });
   }
   const left = new Map<number, Date | null>();
-  const ids = [...new Set([...existing.values()].map((e) => e.contactId))];
-  for (const batch of chunks(ids, BATCH)) {
-    const ended = await knex('subscriptions').where('list_id', list.id).whereIn('contact_id', batch).where('status', 'ended').where('ended_reason', 'leave').select('contact_id', 'ended_at');
+  if (existing.size) {
+    const ended = await knex('subscriptions')
+      .where('list_id', list.id)
+      .whereIn('contact_id', [...new Set([...existing.values()].map((e) => e.contactId))])
+      .where('status', 'ended')
+      .where('ended_reason', 'leave')
+      .select('contact_id', 'ended_at');
     for (const e of ended) left.set(toInt(e.contact_id), toDateOrNull(e.ended_at));
   }
   // Tombstones: keyed hashes of erased numbers. Most installs have none: then nothing is hashed.
   const tombstoned = new Map<string, Date>();
-  const anyTombstone = await knex('erasure_tombstones').first('address_hash');
-  if (anyTombstone) {
-    const candidates = rows.filter((r) => !existing.has(r.e164));
-    for (const batch of chunks(candidates, BATCH)) {
-      const hashes = new Map<string, string>();
-      for (const r of batch) hashes.set(await addressHash(knex, r.e164), r.e164);
+  if (state.anyTombstone === null) state.anyTombstone = Boolean(await knex('erasure_tombstones').first('address_hash'));
+  if (state.anyTombstone) {
+    const hashes = new Map<string, string>();
+    for (const r of rows) if (!existing.has(r.e164)) hashes.set(await addressHash(knex, r.e164), r.e164);
+    if (hashes.size) {
       const hits = await knex('erasure_tombstones').whereIn('address_hash', [...hashes.keys()]).select('address_hash', 'erased_at');
       for (const h of hits) tombstoned.set(hashes.get(String(h.address_hash))!, toDate(h.erased_at));
     }
   }
   const errors: RowError[] = [];
+  const valid: GoodRow[] = [];
+  const ids = new Map<string, number>();
   const day = (d: Date | null) => (d ? ` on ${d.toISOString().slice(0, 10)}` : '');
-  const contactRow = new Map<number, number>();
+  const bad = (r: GoodRow, reason: string) => errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason });
   for (const r of rows) {
     const e = existing.get(r.e164);
     if (e) {
-      const first = contactRow.get(e.contactId);
-      if (first !== undefined) {
-        errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: `duplicate within the file: another number of the same contact as row ${first}` });
-        continue;
+      const first = state.contactRow.get(e.contactId);
+      if (first !== undefined) bad(r, `duplicate within the file: another number of the same contact as row ${first}`);
+      else if (e.status === 'stopped') bad(r, `this person said STOP${day(e.stoppedAt)}: only they can start again (by writing to the programme)`);
+      else if (e.status === 'blocked') bad(r, 'this contact is blocked');
+      else if (left.has(e.contactId)) bad(r, `this person left the list "${list.key}" themselves${day(left.get(e.contactId) ?? null)}: only they can rejoin`);
+      else {
+        state.contactRow.set(e.contactId, r.row);
+        ids.set(r.e164, e.contactId);
+        valid.push(r);
       }
-      contactRow.set(e.contactId, r.row);
-      if (e.status === 'stopped') errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: `this person said STOP${day(e.stoppedAt)}: only they can start again (by writing to the programme)` });
-      else if (e.status === 'blocked') errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: 'this contact is blocked' });
-      else if (left.has(e.contactId)) errors.push({ row: r.row, column: phoneHeader, value: r.e164, reason: `this person left the list "${list.key}" themselves${day(left.get(e.contactId) ?? null)}: only they can rejoin` });
       continue;
     }
     const erasedAt = tombstoned.get(r.e164);
     if (erasedAt && !(r.consentAt && r.consentAt.getTime() > erasedAt.getTime())) {
-      errors.push({
-        row: r.row,
-        column: phoneHeader,
-        value: r.e164,
-        reason: `this number belonged to a contact erased${day(erasedAt)}: it needs new consent, given after that date (map a consent_date column)`,
-      });
+      bad(r, `this number belonged to a contact erased${day(erasedAt)}: it needs new consent, given after that date (map a consent_date column)`);
+      continue;
     }
+    valid.push(r);
   }
-  return { existing, errors };
+  return { existing: ids, valid, errors };
 }
 
 /** Ids for n new rows of a table, ours alone: PostgreSQL sequence values; on SQLite (one writer, inside the transaction) the next ids after the largest ever used. */
@@ -456,14 +475,29 @@ async function reserveIds(trx: Knex, table: 'contacts' | 'consents', n: number):
   return Array.from({ length: n }, (_, i) => base + 1 + i);
 }
 
-/** Multi-row inserts sized to stay under both databases' bound-parameter limits. */
-async function insertAll(trx: Knex, table: string, rows: Record<string, unknown>[], onConflict?: (q: Knex.QueryBuilder) => Knex.QueryBuilder): Promise<void> {
+type PgType = 'integer' | 'text' | 'boolean' | 'timestamptz' | 'jsonb';
+
+/**
+ * Set-based inserts: each batch of rows travels as ONE bound parameter, a JSON array of arrays,
+ * and the database unpacks it (`json_each` on SQLite, `json_array_elements` on PostgreSQL) in
+ * an `insert … select`. Binding hundreds of thousands of separate values costs more than
+ * writing the rows. The SQL text is constant for a table: identifiers are bindings, and the
+ * only generated parts are each column's position and its declared type. `suffix` is constant
+ * SQL too (on conflict …).
+ */
+async function bulkInsert(trx: Knex, table: string, columns: [string, PgType][], rows: unknown[][], suffix: { sql: string; bindings: unknown[] } = { sql: '', bindings: [] }): Promise<void> {
   if (rows.length === 0) return;
-  const perRow = Object.keys(rows[0]).length;
-  const size = Math.max(1, Math.min(5000, Math.floor(30_000 / perRow)));
-  for (const batch of chunks(rows, size)) {
-    const q = trx(table).insert(batch);
-    await (onConflict ? onConflict(q) : q);
+  const pg = dialectOf(trx) === 'postgresql';
+  const names = columns.map(() => '??').join(', ');
+  const sql = pg
+    ? `insert into ?? (${names}) select ${columns.map(([, type], i) => `(v.value ->> ${i})::${type}`).join(', ')} from json_array_elements(?::json) as v(value) ${suffix.sql}`
+    : `insert into ?? (${names}) select ${columns.map((_, i) => `value ->> ${i}`).join(', ')} from json_each(?) where true ${suffix.sql}`;
+  const value = pg
+    ? (v: unknown) => (v instanceof Date ? v.toISOString() : v)
+    : (v: unknown) => (v instanceof Date ? v.getTime() : v === true ? 1 : v === false ? 0 : v);
+  for (const batch of chunks(rows, 20_000)) {
+    const payload = JSON.stringify(batch.map((r) => r.map(value)));
+    await trx.raw(sql, [table, ...columns.map(([c]) => c), payload, ...suffix.bindings] as Knex.RawBinding[]);
   }
 }
 
@@ -510,7 +544,70 @@ function staffRef(actor: Actor): string {
 
 class Rejected extends Error {}
 
-/** Runs an import (dry run or commit) and returns its report. Request-level problems throw HttpError 400 import_invalid. */
+interface WriteContext {
+  trx: Knex;
+  list: ListRow;
+  media: ImportMedium[];
+  now: Date;
+  evidenceRef: string;
+  staffUserId: number | null;
+}
+
+/** Writes one checked batch: contacts (new and merged), addresses, consent rows and state, subscriptions. */
+async function writeBatch(w: WriteContext, check: BatchCheck): Promise<{ fresh: number; merged: number }> {
+  const { trx, list, now } = w;
+  const fresh = check.valid.filter((r) => !check.existing.has(r.e164));
+  const merging = check.valid.filter((r) => check.existing.has(r.e164));
+  const idOf = new Map(check.existing);
+  const contactIds = await reserveIds(trx, 'contacts', fresh.length);
+  fresh.forEach((r, i) => idOf.set(r.e164, contactIds[i]));
+  await bulkInsert(
+    trx,
+    'contacts',
+    [['id', 'integer'], ['name', 'text'], ['language', 'text'], ['timezone', 'text'], ['status', 'text'], ['fields', 'jsonb'], ['created_at', 'timestamptz'], ['updated_at', 'timestamptz']],
+    fresh.map((r) => [idOf.get(r.e164), r.name, r.language, r.timezone, 'active', r.fields ? JSON.stringify(r.fields) : null, now, now]),
+  );
+  if (merging.length) await updateExisting(trx, merging.map((r) => ({ id: idOf.get(r.e164)!, name: r.name, language: r.language, timezone: r.timezone, fields: r.fields })), now);
+
+  // Addresses: an existing contact gains the medium it lacked; existing addresses stay as they are.
+  const addresses: unknown[][] = [];
+  for (const r of check.valid) for (const m of w.media) addresses.push([idOf.get(r.e164), m, 'phone', r.e164, false, now]);
+  await bulkInsert(trx, 'contact_addresses', [['contact_id', 'integer'], ['channel', 'text'], ['kind', 'text'], ['address', 'text'], ['opted_out', 'boolean'], ['created_at', 'timestamptz']], addresses, {
+    sql: 'on conflict (??, ??) do nothing',
+    bindings: ['channel', 'address'],
+  });
+
+  // One consent row per person (the ledger only grows), the current state, the subscription.
+  const consentIds = await reserveIds(trx, 'consents', check.valid.length);
+  const consents = check.valid.map((r, i) => ({ id: consentIds[i], contactId: idOf.get(r.e164)!, basis: r.basis, at: r.consentAt ?? now }));
+  await bulkInsert(
+    trx,
+    'consents',
+    [['id', 'integer'], ['contact_id', 'integer'], ['purpose', 'text'], ['action', 'text'], ['legal_basis', 'text'], ['channel', 'text'], ['method', 'text'], ['evidence_type', 'text'], ['evidence_ref', 'text'], ['proxy', 'boolean'], ['staff_user_id', 'integer'], ['at', 'timestamptz']],
+    consents.map((c) => [c.id, c.contactId, list.purpose, 'grant', c.basis, 'import', 'import', 'import', w.evidenceRef, false, w.staffUserId, c.at]),
+  );
+  // The state follows the latest act: a back-dated import row does not override newer consent or withdrawal.
+  await bulkInsert(trx, 'consent_state', [['contact_id', 'integer'], ['purpose', 'text'], ['granted', 'boolean'], ['consent_id', 'integer'], ['at', 'timestamptz']], consents.map((c) => [c.contactId, list.purpose, true, c.id, c.at]), {
+    sql: 'on conflict (??, ??) do update set ?? = excluded.??, ?? = excluded.??, ?? = excluded.?? where ?? <= excluded.??',
+    bindings: ['contact_id', 'purpose', 'granted', 'granted', 'consent_id', 'consent_id', 'at', 'at', 'consent_state.at', 'at'],
+  });
+  await bulkInsert(trx, 'subscriptions', [['list_id', 'integer'], ['contact_id', 'integer'], ['status', 'text'], ['consent_id', 'integer'], ['joined_at', 'timestamptz']], consents.map((c) => [list.id, c.contactId, 'active', c.id, now]), {
+    sql: 'on conflict (??, ??) do update set ?? = case when ?? = ? then ?? else excluded.?? end, ?? = ?, ?? = excluded.??, ?? = null, ?? = null',
+    bindings: ['list_id', 'contact_id', 'joined_at', 'subscriptions.status', 'active', 'subscriptions.joined_at', 'joined_at', 'status', 'active', 'consent_id', 'consent_id', 'ended_at', 'ended_reason'],
+  });
+  return { fresh: fresh.length, merged: merging.length };
+}
+
+/**
+ * Runs an import — a dry run, or a commit in one transaction — and returns its report.
+ * Request-level problems (unknown list, mapping that does not fit, unreadable file, no
+ * evidence) throw HttpError 400 import_invalid.
+ *
+ * Rows flow in batches: while the database checks (and, for a commit, writes) one batch — on
+ * SQLite that work runs on its own thread — the next batch is parsed and checked in JavaScript.
+ * A commit writes as it goes; at the first bad row, unless bad rows are skipped, it stops writing,
+ * keeps checking (to report every bad row), and rolls the whole transaction back.
+ */
 export async function runImport(services: { db: Database; config: Pick<Config, 'DEFAULT_COUNTRY'> }, actor: Actor, input: ImportRequest): Promise<ImportReport> {
   const parsedOpts = importOptionsSchema.safeParse({ ...input, content: undefined });
   if (!parsedOpts.success) {
@@ -518,17 +615,14 @@ export async function runImport(services: { db: Database; config: Pick<Config, '
   }
   const opts = parsedOpts.data;
   const { db } = services;
-  const knex = db.knex;
   const now = opts.now ?? new Date();
-  const started = performance.now();
   const media = opts.media ?? [...MEDIA];
 
-  const list = await findList(knex, opts.list);
-  const defs = await fieldDefinitions(knex);
+  const list = await findList(db.knex, opts.list);
+  const defs = await fieldDefinitions(db.knex);
   const bytes = input.content;
   const format = opts.format ?? detectFormat(opts.fileName, typeof bytes === 'string' ? undefined : bytes);
-  if (typeof bytes !== 'string' ? bytes.length === 0 : bytes.length === 0) throw invalid({ file: 'the file is empty' });
-
+  if (bytes.length === 0) throw invalid({ file: 'the file is empty' });
   let source;
   try {
     source = await readSource(format, bytes);
@@ -537,43 +631,103 @@ export async function runImport(services: { db: Database; config: Pick<Config, '
     throw e;
   }
   const mapped = resolveMapping(source.headers, opts.mapping, defs);
+  const phoneHeader = mapped.builtIn.phone!.header;
   const check = makeRowChecker(mapped, opts.basis, services.config.DEFAULT_COUNTRY, now);
+  const staffUserId = actor.type === 'staff' ? actor.id : (actor.userId ?? null);
 
-  const good: GoodRow[] = [];
+  const record = async (k: Knex, status: ImportReport['status'], r: ImportReport['rows']) => {
+    const [row] = await k('imports')
+      .insert({
+        list_id: list.id,
+        file_name: opts.fileName,
+        status,
+        legal_basis: opts.basis ?? 'per_row',
+        evidence: opts.evidence,
+        rows_total: r.total,
+        rows_imported: r.imported,
+        rows_skipped: r.skipped,
+        rows_new: r.new,
+        rows_merged: r.merged,
+        rows_bad: r.bad,
+        format,
+        mapping: JSON.stringify(mapped.mapping),
+        created_by_id: staffUserId,
+        created_at: now,
+      })
+      .returning('id');
+    return toInt(typeof row === 'object' ? (row as { id: unknown }).id : row);
+  };
+
+  // Counters and findings, filled batch by batch.
   const errors: RowError[] = [];
   const badRows = new Set<number>();
   const seen = new Map<string, number>();
-  let total = 0;
-  try {
-    for await (const { row, cells } of source.rows) {
-      if (cells.every(isBlank)) continue;
-      total++;
-      if (total > MAX_ROWS) throw invalid({ file: `the file has more than ${MAX_ROWS.toLocaleString('en')} rows: split it` });
-      const r = check(row, cells);
-      if (!r.ok) {
-        errors.push(...r.errors);
-        badRows.add(row);
-        continue;
-      }
-      const first = seen.get(r.row.e164);
-      if (first !== undefined) {
-        errors.push({ row, column: mapped.builtIn.phone!.header, value: r.row.e164, reason: `duplicate within the file: the same number as row ${first}` });
-        badRows.add(row);
-        continue;
-      }
-      seen.set(r.row.e164, row);
-      good.push(r.row);
-    }
-  } catch (e) {
-    if (e instanceof FileError) throw invalid({ file: e.message });
-    throw e;
-  }
-  if (total === 0) throw invalid({ file: 'the file has a header but no rows' });
-  const readMs = performance.now() - started;
+  const checkState: CheckState = { contactRow: new Map(), anyTombstone: null };
+  const counts = { total: 0, valid: 0, new: 0, merged: 0, imported: 0 };
+  const ms = { read: 0, database: 0, write: 0 };
+  const started = performance.now();
 
-  const finish = (db0: number, write: number, status: ImportReport['status'], importId: number, counts: { valid: GoodRow[]; existing: Map<string, Existing> }, imported: number, skipped: number): ImportReport => {
+  /** Reads, checks and hands over batches of good rows to `flush`, which runs one batch behind. */
+  const pump = async (flush: (rows: GoodRow[]) => Promise<void>) => {
+    let pending: GoodRow[] = [];
+    let inflight: Promise<void> = Promise.resolve();
+    const hand = (rows: GoodRow[]) => {
+      const previous = inflight;
+      inflight = previous.then(() => flush(rows));
+      return previous;
+    };
+    try {
+      for await (const batch of source.rows) {
+        for (const { row, cells } of batch) {
+          if (cells.every(isBlank)) continue;
+          counts.total++;
+          if (counts.total > MAX_ROWS) throw invalid({ file: `the file has more than ${MAX_ROWS.toLocaleString('en')} rows: split it` });
+          const r = check(row, cells);
+          if (!r.ok) {
+            errors.push(...r.errors);
+            badRows.add(row);
+            continue;
+          }
+          const first = seen.get(r.row.e164);
+          if (first !== undefined) {
+            errors.push({ row, column: phoneHeader, value: r.row.e164, reason: `duplicate within the file: the same number as row ${first}` });
+            badRows.add(row);
+            continue;
+          }
+          seen.set(r.row.e164, row);
+          pending.push(r.row);
+          if (pending.length >= (opts.batchSize ?? BATCH)) {
+            // Wait for the batch before last: at most one batch is with the database while this one is read.
+            await hand(pending);
+            pending = [];
+          }
+        }
+      }
+      if (pending.length) await hand(pending);
+      await inflight;
+    } catch (e) {
+      await inflight.catch(() => undefined);
+      if (e instanceof FileError) throw invalid({ file: e.message });
+      throw e;
+    }
+    if (counts.total === 0) throw invalid({ file: 'the file has a header but no rows' });
+  };
+
+  const checkAndCount = async (knex: Knex, rows: GoodRow[]): Promise<BatchCheck> => {
+    const t0 = performance.now();
+    const c = await checkBatch(knex, rows, list, phoneHeader, checkState);
+    for (const e of c.errors) badRows.add(e.row);
+    errors.push(...c.errors);
+    counts.valid += c.valid.length;
+    counts.merged += c.existing.size;
+    counts.new += c.valid.length - c.existing.size;
+    ms.database += performance.now() - t0;
+    return c;
+  };
+
+  const report = (status: ImportReport['status'], importId: number): ImportReport => {
     errors.sort((a, b) => a.row - b.row);
-    const merged = counts.valid.filter((r) => counts.existing.has(r.e164)).length;
+    ms.read = performance.now() - started - ms.database - ms.write;
     return {
       importId,
       status,
@@ -583,171 +737,67 @@ export async function runImport(services: { db: Database; config: Pick<Config, '
       columns: source.headers,
       mapping: mapped.mapping,
       ignoredColumns: mapped.ignored,
-      rows: { total, valid: counts.valid.length, bad: badRows.size, new: counts.valid.length - merged, merged, imported, skipped },
+      rows: { total: counts.total, valid: counts.valid, bad: badRows.size, new: counts.new, merged: counts.merged, imported: counts.imported, skipped: status === 'committed' ? badRows.size : 0 },
       errors: errors.slice(0, MAX_REPORTED_ERRORS),
       errorsTruncated: errors.length > MAX_REPORTED_ERRORS,
-      ms: { read: Math.round(readMs), database: Math.round(db0), write: Math.round(write) },
+      ms: { read: Math.round(ms.read), database: Math.round(ms.database), write: Math.round(ms.write) },
     };
   };
 
-  const record = async (k: Knex, status: ImportReport['status'], r: { valid: number; bad: number; imported: number; skipped: number; new: number; merged: number }) => {
-    const [row] = await k('imports')
-      .insert({
-        list_id: list.id,
-        file_name: opts.fileName,
-        status,
-        legal_basis: opts.basis ?? 'per_row',
-        evidence: opts.evidence,
-        rows_total: total,
-        rows_imported: r.imported,
-        rows_skipped: r.skipped,
-        rows_new: r.new,
-        rows_merged: r.merged,
-        rows_bad: r.bad,
-        format,
-        mapping: JSON.stringify(mapped.mapping),
-        created_by_id: actor.type === 'staff' ? actor.id : (actor.userId ?? null),
-        created_at: now,
-      })
-      .returning('id');
-    return toInt(typeof row === 'object' ? (row as { id: unknown }).id : row);
-  };
-
-  const auditIt = (status: ImportReport['status'], importId: number, report: ImportReport) =>
+  const auditIt = (r: ImportReport) =>
     audit(db, actor, {
-      action: status === 'dry_run' ? 'contacts.import_dry_run' : status === 'committed' ? 'contacts.import' : 'contacts.import_rejected',
+      action: r.status === 'dry_run' ? 'contacts.import_dry_run' : r.status === 'committed' ? 'contacts.import' : 'contacts.import_rejected',
       entityType: 'import',
-      entityId: importId,
-      detail: { list: list.key, format, rows: report.rows.total, valid: report.rows.valid, bad: report.rows.bad, new: report.rows.new, merged: report.rows.merged, imported: report.rows.imported, skipped: report.rows.skipped, skipBadRows: Boolean(opts.skipBadRows) },
+      entityId: r.importId,
+      detail: { list: list.key, format, rows: r.rows.total, valid: r.rows.valid, bad: r.rows.bad, new: r.rows.new, merged: r.rows.merged, imported: r.rows.imported, skipped: r.rows.skipped, skipBadRows: Boolean(opts.skipBadRows) },
     });
 
-  // ------------------------------------------------------------------ dry run: read-only checks
+  // ------------------------------------------------------------------ dry run: read-only
   if (opts.dryRun) {
-    const t0 = performance.now();
-    const { existing, errors: dbErrors } = await checkAgainstDatabase(knex, good, list, mapped.builtIn.phone!.header);
-    const rejected = new Set(dbErrors.map((e) => e.row));
-    for (const e of dbErrors) badRows.add(e.row);
-    errors.push(...dbErrors);
-    const valid = good.filter((r) => !rejected.has(r.row));
-    const dbMs = performance.now() - t0;
-    const merged = valid.filter((r) => existing.has(r.e164)).length;
-    const importId = await record(knex, 'dry_run', { valid: valid.length, bad: badRows.size, imported: 0, skipped: 0, new: valid.length - merged, merged });
-    const report = finish(dbMs, 0, 'dry_run', importId, { valid, existing }, 0, 0);
-    await auditIt('dry_run', importId, report);
-    return report;
+    await pump(async (rows) => {
+      await checkAndCount(db.knex, rows);
+    });
+    const r = report('dry_run', 0);
+    r.importId = await record(db.knex, 'dry_run', r.rows);
+    await auditIt(r);
+    return r;
   }
 
   // ------------------------------------------------------------------ commit: one transaction
-  let outcome: { report: ImportReport; status: ImportReport['status'] } | null = null;
-  let rejectedReport: ImportReport | null = null;
+  let committed: ImportReport | null = null;
   try {
-    await knex.transaction(async (trx) => {
-      const t0 = performance.now();
-      // The import's own row first: it takes SQLite's write lock for the whole import.
-      const importId = await record(trx, 'committed', { valid: 0, bad: 0, imported: 0, skipped: 0, new: 0, merged: 0 });
-      const { existing, errors: dbErrors } = await checkAgainstDatabase(trx, good, list, mapped.builtIn.phone!.header);
-      const rejected = new Set(dbErrors.map((e) => e.row));
-      for (const e of dbErrors) badRows.add(e.row);
-      errors.push(...dbErrors);
-      const valid = good.filter((r) => !rejected.has(r.row));
-      const dbMs = performance.now() - t0;
-      if (badRows.size > 0 && !opts.skipBadRows) {
-        rejectedReport = finish(dbMs, 0, 'failed', 0, { valid, existing }, 0, 0);
-        throw new Rejected();
-      }
-      if (valid.length === 0) {
-        rejectedReport = finish(dbMs, 0, 'failed', 0, { valid, existing }, 0, 0);
-        throw new Rejected();
-      }
-      const t1 = performance.now();
-      const fresh = valid.filter((r) => !existing.has(r.e164));
-      const merging = valid.filter((r) => existing.has(r.e164));
-
-      // contacts
-      const contactIds = await reserveIds(trx, 'contacts', fresh.length);
-      const idOf = new Map<string, number>();
-      fresh.forEach((r, i) => idOf.set(r.e164, contactIds[i]));
-      for (const r of merging) idOf.set(r.e164, existing.get(r.e164)!.contactId);
-      await insertAll(
-        trx,
-        'contacts',
-        fresh.map((r) => ({
-          id: idOf.get(r.e164),
-          name: r.name,
-          language: r.language,
-          timezone: r.timezone,
-          status: 'active',
-          fields: r.fields ? JSON.stringify(r.fields) : null,
-          created_at: now,
-          updated_at: now,
-        })),
-      );
-      await updateExisting(trx, merging.map((r) => ({ id: idOf.get(r.e164)!, name: r.name, language: r.language, timezone: r.timezone, fields: r.fields })), now);
-
-      // addresses (an existing contact gains the medium it lacked; existing addresses stay as they are)
-      const addresses: Record<string, unknown>[] = [];
-      for (const r of valid) for (const m of media) addresses.push({ contact_id: idOf.get(r.e164), channel: m, kind: 'phone', address: r.e164, created_at: now });
-      await insertAll(trx, 'contact_addresses', addresses, (q) => q.onConflict(['channel', 'address']).ignore());
-
-      // consent ledger rows, their current state, subscriptions
-      const evidenceRef = `import:${importId} ${opts.fileName}`.slice(0, 200 - staffRef(actor).length - 4) + ` by ${staffRef(actor)}`;
-      const consentIds = await reserveIds(trx, 'consents', valid.length);
-      const staffUserId = actor.type === 'staff' ? actor.id : (actor.userId ?? null);
-      const consents = valid.map((r, i) => ({
-        id: consentIds[i],
-        contact_id: idOf.get(r.e164),
-        purpose: list.purpose,
-        action: 'grant',
-        legal_basis: r.basis,
-        channel: 'import',
-        method: 'import',
-        wording_key: null,
-        wording_version: null,
-        wording_language: null,
-        evidence_type: 'import',
-        evidence_ref: evidenceRef,
-        proxy: false,
-        staff_user_id: staffUserId,
-        at: r.consentAt ?? now,
-      }));
-      await insertAll(trx, 'consents', consents);
-      // The state follows the latest act: a back-dated import row does not override newer consent or withdrawal.
-      await insertAll(
-        trx,
-        'consent_state',
-        consents.map((c) => ({ contact_id: c.contact_id, purpose: c.purpose, granted: true, consent_id: c.id, at: c.at })),
-        (q) => q.onConflict(['contact_id', 'purpose']).merge(['granted', 'consent_id', 'at']).where('consent_state.at', '<=', trx.raw('excluded.at')),
-      );
-      await insertAll(
-        trx,
-        'subscriptions',
-        consents.map((c) => ({ list_id: list.id, contact_id: c.contact_id, status: 'active', channel: null, consent_id: c.id, joined_at: now, ended_at: null, ended_reason: null })),
-        (q) =>
-          q.onConflict(['list_id', 'contact_id']).merge({
-            status: 'active',
-            consent_id: trx.raw('excluded.consent_id'),
-            joined_at: trx.raw('case when subscriptions.status = ? then subscriptions.joined_at else excluded.joined_at end', ['active']),
-            ended_at: null,
-            ended_reason: null,
-          }),
-      );
-      const skipped = badRows.size;
-      await trx('imports').where('id', importId).update({ rows_imported: valid.length, rows_skipped: skipped, rows_new: fresh.length, rows_merged: merging.length, rows_bad: badRows.size });
-      outcome = { report: finish(dbMs, performance.now() - t1, 'committed', importId, { valid, existing }, valid.length, skipped), status: 'committed' };
+    await db.knex.transaction(async (trx) => {
+      // The import's own row first: on SQLite it takes the write lock for the whole import.
+      const importId = await record(trx, 'committed', { total: 0, valid: 0, bad: 0, new: 0, merged: 0, imported: 0, skipped: 0 });
+      const ref = ` by ${staffRef(actor)}`;
+      const w: WriteContext = { trx, list, media, now, evidenceRef: `import:${importId} ${opts.fileName}`.slice(0, 200 - ref.length) + ref, staffUserId };
+      await pump(async (rows) => {
+        const c = await checkAndCount(trx, rows);
+        // All or nothing: after the first bad row (unless skipping), only check.
+        if (badRows.size > 0 && !opts.skipBadRows) return;
+        const t0 = performance.now();
+        await writeBatch(w, c);
+        counts.imported += c.valid.length;
+        ms.write += performance.now() - t0;
+      });
+      if ((badRows.size > 0 && !opts.skipBadRows) || counts.imported === 0) throw new Rejected();
+      const r = report('committed', importId);
+      await trx('imports').where('id', importId).update({ rows_total: r.rows.total, rows_imported: r.rows.imported, rows_skipped: r.rows.skipped, rows_new: r.rows.new, rows_merged: r.rows.merged, rows_bad: r.rows.bad });
+      committed = r;
     });
   } catch (e) {
     if (!(e instanceof Rejected)) throw e;
   }
-  if (outcome) {
-    const { report } = outcome as { report: ImportReport };
-    await auditIt('committed', report.importId, report);
-    return report;
+  if (committed) {
+    await auditIt(committed);
+    return committed;
   }
-  // Rejected: nothing written; the attempt is recorded as failed.
-  const report = rejectedReport as unknown as ImportReport;
-  report.importId = await record(knex, 'failed', { valid: report.rows.valid, bad: report.rows.bad, imported: 0, skipped: 0, new: report.rows.new, merged: report.rows.merged });
-  await auditIt('failed', report.importId, report);
-  return report;
+  // Rejected: the transaction rolled back; the attempt is recorded as failed.
+  counts.imported = 0;
+  const r = report('failed', 0);
+  r.importId = await record(db.knex, 'failed', r.rows);
+  await auditIt(r);
+  return r;
 }
 
 // ------------------------------------------------------------------------------- history

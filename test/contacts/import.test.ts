@@ -15,6 +15,7 @@ import { toBool, toDate, toInt } from '../../src/db/values.js';
 import { runImport, type ImportRequest } from '../../src/contacts/import.js';
 import { addressHash } from '../../src/contacts/pseudonyms.js';
 import { HttpError } from '../../src/http/errors.js';
+import { generateCsv, IMPORT_MAPPING } from '../bench/import-data.js';
 
 let s: RouterServices & { close(): Promise<void> };
 let actor: Actor;
@@ -230,6 +231,35 @@ describe('commit', () => {
     expect(later.status).toBe('committed');
     const c = await s.db.knex('consents as c').join('contact_addresses as a', 'a.contact_id', 'c.contact_id').where('a.address', '+51987650013').first('c.at');
     expect(toDate(c.at).toISOString()).toBe('2026-02-20T00:00:00.000Z');
+  });
+});
+
+describe('a generated file with 1% bad rows (the benchmark, smaller)', () => {
+  it('lists exactly the bad rows, refuses a plain commit and imports the rest when asked', async () => {
+    const file = generateCsv(2_000);
+    // Batches of 300 rows: the commit writes the first batches before it meets a bad row, and must roll them back.
+    const req = request(file.csv, { mapping: IMPORT_MAPPING, fileName: 'generated.csv', batchSize: 300 });
+    const dry = await runImport(s, actor, req);
+    expect(dry.rows.bad).toBe(20);
+    expect(new Map(dry.errors.map((e) => [e.row, e.column]))).toEqual(file.bad);
+    const before = await counts();
+    const refused = await runImport(s, actor, { ...req, dryRun: false });
+    expect(refused.status).toBe('failed');
+    expect(await counts()).toEqual(before);
+    const done = await runImport(s, actor, { ...req, dryRun: false, skipBadRows: true });
+    expect(done.rows).toMatchObject({ total: 2_000, valid: 1_980, bad: 20, imported: 1_980, skipped: 20 });
+    expect((await counts()).subscriptions - before.subscriptions).toBe(1_980);
+  });
+
+  it('rolls back batches already written when a bad row comes late in the file', async () => {
+    const lines = ['Telefono,Nombre'];
+    for (let i = 0; i < 1_000; i++) lines.push(`+51 95${String(1_000_000 + i)},P${i}`);
+    lines.push('+51 1,Late and wrong');
+    const before = await counts();
+    const r = await runImport(s, actor, request(lines.join('\n'), { mapping: { phone: 'Telefono', name: 'Nombre' }, dryRun: false, batchSize: 100 }));
+    expect(r.status).toBe('failed');
+    expect(r.errors.map((e) => e.row)).toEqual([1_002]);
+    expect(await counts()).toEqual(before);
   });
 });
 
