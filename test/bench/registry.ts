@@ -5,5 +5,6 @@
 import type { Benchmark } from './types.js';
 import apiThroughput from './api-throughput.js';
 import segments from './segments.js';
+import contactImport from './import.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput, segments];
+export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport];
