@@ -572,6 +572,10 @@ export class Dispatcher {
       this.finish({ id: row.id, status: 'skipped', attempts: row.attempts, errorCode: why, statusAt: new Date() });
       return;
     }
+    if (limiter && task.cost > 0) {
+      // The hard bound: never more than the rate in any second, counted when requests leave.
+      for (let wait = limiter.admit(task.cost); wait > 0; wait = limiter.admit(task.cost)) await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+    }
     let res: SendResult;
     try {
       res = await adapter.send({ to: address.address, toKind: address.kind, content: task.content, language: task.language, callbackData: String(row.id) });

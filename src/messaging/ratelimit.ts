@@ -3,13 +3,16 @@
  *
  * `RateLimiter`: one per channel (WhatsApp 80 messages/s by default; SMS providers count segments).
  * Two rules together:
- *   - a token bucket refilled continuously at `ratePerSecond` with a small burst (a tenth of a second's
- *     worth), so that sends are spread evenly through each second rather than fired in one clump;
- *   - a sliding window over the actual release times of the last `ratePerSecond` tokens, so that no
- *     one-second window, wherever it starts, ever holds more than `ratePerSecond` tokens (a bucket on
- *     its own allows rate + burst in a second that starts full).
- * Waiters are served first come, first served. `pause(ms)` holds every waiter (a provider said
- * "too fast" or rejected the credentials) and empties the bucket.
+ *   - `acquire(cost)`: a token bucket refilled continuously at `ratePerSecond` with a small burst (a
+ *     tenth of a second's worth), so that sends are spread evenly through each second rather than
+ *     fired in one clump. Waiters are served first come, first served.
+ *   - `admit(cost)`, called right before the request leaves: a sliding window over the times
+ *     requests actually left, so that no one-second window, wherever it starts, ever holds more than
+ *     `ratePerSecond` tokens — whatever happened between the bucket and the request (a database
+ *     check, a slow event loop) and although a bucket on its own allows rate + burst in a second
+ *     that starts full. It returns 0 and records the send, or the milliseconds to wait.
+ * `pause(ms)` holds every waiter (a provider said "too fast" or rejected the credentials) and
+ * empties the bucket.
  *
  * `PairLimiter`: WhatsApp's pair rate (about one message per 6 s to the same person, with some
  * burst allowed): a small bucket per recipient, kept only while it is not full.
@@ -46,7 +49,7 @@ export class RateLimiter {
   private tokens: number;
   private last: number;
   private readonly now: () => number;
-  /** Release times of the last `window.length` tokens, oldest at `pos`. */
+  /** Send times (admit) of the last `window.length` tokens, oldest at `pos`. */
   private readonly window: Float64Array | null;
   private pos = 0;
   private queue: Waiter[] = [];
@@ -69,19 +72,32 @@ export class RateLimiter {
     this.window = w >= 1 && w <= MAX_WINDOW_TOKENS ? new Float64Array(w).fill(-Infinity) : null;
   }
 
-  /** Milliseconds until `cost` tokens could be released (0: now). */
+  /** Milliseconds until the bucket holds `cost` tokens (0: now). */
   waitFor(cost: number, now = this.now()): number {
     this.refill(now);
     let wait = Math.max(0, this.pausedUntil - now);
     // A cost above the capacity waits for a full bucket and then goes into debt.
     const need = Math.min(cost, this.capacity);
     if (this.tokens < need) wait = Math.max(wait, ((need - this.tokens) * 1000) / this.ratePerSecond);
-    if (this.window) {
-      const n = this.window.length;
-      const oldest = this.window[(this.pos + Math.min(cost, n) - 1) % n];
-      wait = Math.max(wait, oldest + 1000 - now);
-    }
     return wait;
+  }
+
+  /**
+   * The last word before a request leaves: records `cost` tokens as sent now and returns 0 if the
+   * last second holds room for them, else returns the milliseconds until it does (call again then).
+   */
+  admit(cost = 1): number {
+    if (!this.window) return 0;
+    const now = this.now();
+    const n = this.window.length;
+    const k = Math.min(cost, n);
+    const wait = this.window[(this.pos + k - 1) % n] + 1000 - now;
+    if (wait > 0) return wait;
+    for (let i = 0; i < k; i++) {
+      this.window[this.pos] = now;
+      this.pos = (this.pos + 1) % n;
+    }
+    return 0;
   }
 
   /** Takes `cost` tokens if they are available now and nobody is waiting before us. */
@@ -89,7 +105,7 @@ export class RateLimiter {
     if (this.closed || this.head < this.queue.length) return false;
     const now = this.now();
     if (this.waitFor(cost, now) > 0) return false;
-    this.take(cost, now);
+    this.take(cost);
     return true;
   }
 
@@ -144,16 +160,9 @@ export class RateLimiter {
     }
   }
 
-  private take(cost: number, now: number): void {
+  private take(cost: number): void {
     this.tokens -= cost;
     this.released += cost;
-    if (this.window) {
-      const n = this.window.length;
-      for (let i = 0; i < Math.min(cost, n); i++) {
-        this.window[this.pos] = now;
-        this.pos = (this.pos + 1) % n;
-      }
-    }
   }
 
   private schedule(): void {
@@ -169,7 +178,7 @@ export class RateLimiter {
       const w = this.queue[this.head];
       const now = this.now();
       if (this.waitFor(w.cost, now) > 0) break;
-      this.take(w.cost, now);
+      this.take(w.cost);
       this.head++;
       w.resolve();
     }

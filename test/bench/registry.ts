@@ -6,5 +6,6 @@ import type { Benchmark } from './types.js';
 import apiThroughput from './api-throughput.js';
 import segments from './segments.js';
 import contactImport from './import.js';
+import dispatch from './dispatch.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport];
+export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, dispatch];

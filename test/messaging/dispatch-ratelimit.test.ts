@@ -13,10 +13,15 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** Acquires `count` times (each `cost` tokens) as fast as allowed; returns the release times. */
+/** Sends `count` times (each `cost` tokens) as fast as allowed, as the dispatcher does; returns the send times. */
 async function drive(l: RateLimiter, count: number, cost = 1, spanMs = 60_000): Promise<number[]> {
   const times: number[] = [];
-  const all = Array.from({ length: count }, () => l.acquire(cost).then(() => times.push(Date.now())));
+  const send = async () => {
+    await l.acquire(cost);
+    for (let wait = l.admit(cost); wait > 0; wait = l.admit(cost)) await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+    times.push(Date.now());
+  };
+  const all = Array.from({ length: count }, send);
   await vi.advanceTimersByTimeAsync(spanMs);
   await Promise.all(all);
   return times;
@@ -53,6 +58,22 @@ describe('RateLimiter', () => {
     const span = (times[times.length - 1] - times[0]) / 1000;
     expect(span).toBeGreaterThanOrEqual(5.5);
     expect(span).toBeLessThan(6.2);
+  });
+
+  it('admits no more than the rate in any second when requests bunch up after the bucket (a slow check, a busy process)', async () => {
+    const l = new RateLimiter({ ratePerSecond: 50, now: () => Date.now() });
+    const times: number[] = [];
+    // Tokens taken over 2 s, but every request held until the end of its second before it leaves.
+    const all = Array.from({ length: 150 }, async () => {
+      await l.acquire();
+      await new Promise((r) => setTimeout(r, 1_000 - (Date.now() % 1_000)));
+      for (let wait = l.admit(); wait > 0; wait = l.admit()) await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+      times.push(Date.now());
+    });
+    await vi.advanceTimersByTimeAsync(10_000);
+    await Promise.all(all);
+    expect(times).toHaveLength(150);
+    expect(maxInAnySecond(times)).toBeLessThanOrEqual(50);
   });
 
   it('serves waiters first come, first served', async () => {
