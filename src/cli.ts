@@ -6,6 +6,7 @@
  *   ayni tokens create --name N --role R
  *   ayni tokens list
  *   ayni tokens revoke ID
+ *   ayni contacts import FILE --list KEY --evidence TEXT [--basis B] [--dry-run] [--skip-bad-rows] [--map phone=Col,…] [--channels whatsapp,sms]
  *   ayni surveys validate FILE… | preview FILE [--lang es] [--channel sms|whatsapp] | list | schema
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -18,6 +19,7 @@ import { createToken, createUser, listTokens, listUsers, revokeToken } from './s
 import type { Actor } from './staff/audit.js';
 import { registerSurveyCommands } from './surveys/cli.js';
 import { registerComplaintsCli } from './complaints/cli.js';
+import { registerImportCli } from './contacts/import-cli.js';
 
 const CLI_ACTOR: Actor = { type: 'system', id: null, label: 'cli', role: 'system' };
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -108,6 +110,8 @@ export function buildCli(): Command {
     );
 
   registerComplaintsCli(program, withService);
+
+  registerImportCli(program, withService, CLI_ACTOR); // ayni contacts import
 
   registerSurveyCommands(program); // ayni surveys validate|preview|list|schema
 

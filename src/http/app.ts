@@ -27,6 +27,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
   'chart.umd.js': { file: join(ROOT, 'node_modules', 'chart.js', 'dist', 'chart.umd.js'), type: 'text/javascript' },
   'survey-charts.js': { file: join(TEMPLATES, 'console', 'static', 'survey-charts.js'), type: 'text/javascript' },
   'segments.js': { file: join(TEMPLATES, 'console', 'static', 'segments.js'), type: 'text/javascript' },
+  'imports.js': { file: join(TEMPLATES, 'console', 'static', 'imports.js'), type: 'text/javascript' },
 };
 
 export interface BuiltApp {
