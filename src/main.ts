@@ -12,6 +12,7 @@ import { initSurveys } from './surveys/index.js';
 import { installBroadcastRenderer } from './broadcasts/render.js';
 import { channelsFor } from './channels/index.js';
 import { startDispatcher } from './messaging/dispatcher.js';
+import { startInboundWorker } from './messaging/inbound-worker.js';
 
 async function main(): Promise<void> {
   const { config, log, db } = await boot();
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
   const scheduler = await startScheduler({ config, db, log });
   // Sends the outbox: one loop per process (RUN_DISPATCHER=false leaves it to other processes).
   const dispatcher = config.RUN_DISPATCHER ? startDispatcher({ config, db, log, adapters: channelsFor(config).all }) : null;
+  const inbound = startInboundWorker({ config, db, log }); // routes what the webhooks stored
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
     const forced = setTimeout(() => process.exit(1), 30_000);
     forced.unref();
     const dispatching = dispatcher?.stop(); // requests in flight finish and are recorded; unsent rows are given back
-    await Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), scheduler.stop()]);
+    await Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), scheduler.stop(), inbound.stop()]);
     await dispatching;
     await db.close();
     clearTimeout(forced);

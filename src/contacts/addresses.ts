@@ -99,3 +99,104 @@ export async function findOrCreateContact(knex: Knex, ref: AddressRef, opts: { n
     return { contactId, addressId, status, language, isNew };
   });
 }
+
+const refKey = (medium: string, address: string) => `${medium}\u0000${address}`;
+
+/**
+ * findOrCreateContact for many addresses at once (the inbound pipeline's batches), with the same
+ * rules: a known address gives its contact; an unknown phone number joins the contact that already
+ * has it on the other medium; otherwise a new contact. A handful of queries whatever the number of
+ * addresses. Run it inside a transaction (`trx`): the rows it creates are committed with the caller's.
+ * Returns the contact of each address, keyed by `${medium}\u0000${address}`.
+ */
+export async function findOrCreateContacts(trx: Knex, refs: readonly AddressRef[], opts: { now?: Date } = {}): Promise<Map<string, FoundContact>> {
+  const now = opts.now ?? new Date();
+  const out = new Map<string, FoundContact>();
+  const unique = new Map<string, AddressRef>();
+  for (const r of refs) unique.set(refKey(r.medium, r.address), r);
+  const chunk = <T>(xs: T[], n = 400) => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n));
+
+  const lookup = async (items: AddressRef[]) => {
+    const byMedium = new Map<Medium, string[]>();
+    for (const r of items) byMedium.set(r.medium, [...(byMedium.get(r.medium) ?? []), r.address]);
+    for (const [medium, addresses] of byMedium) {
+      for (const part of chunk(addresses)) {
+        const rows = await trx('contact_addresses as a')
+          .join('contacts as c', 'c.id', 'a.contact_id')
+          .where('a.channel', medium)
+          .whereIn('a.address', part)
+          .select('a.id as address_id', 'a.address', 'c.id as contact_id', 'c.status', 'c.language');
+        for (const row of rows) {
+          out.set(refKey(medium, String(row.address)), { contactId: toInt(row.contact_id), addressId: toInt(row.address_id), status: row.status, language: row.language ?? null, isNew: false });
+        }
+      }
+    }
+  };
+  await lookup([...unique.values()]);
+  const missing = [...unique.entries()].filter(([k]) => !out.has(k)).map(([, r]) => r);
+  if (missing.length === 0) return out;
+
+  // The same person may already be known on the other medium under the same phone number.
+  const siblings = new Map<string, { contactId: number; status: FoundContact['status']; language: string | null }>();
+  const phones = [...new Set(missing.filter((r) => r.kind === 'phone').map((r) => r.address))];
+  for (const part of chunk(phones)) {
+    const rows = await trx('contact_addresses as a')
+      .join('contacts as c', 'c.id', 'a.contact_id')
+      .whereIn('a.channel', ['whatsapp', 'sms'])
+      .whereIn('a.address', part)
+      .whereNull('c.erased_at')
+      .orderBy('a.id')
+      .select('a.address', 'c.id', 'c.status', 'c.language');
+    for (const row of rows) if (!siblings.has(String(row.address))) siblings.set(String(row.address), { contactId: toInt(row.id), status: row.status, language: row.language ?? null });
+  }
+
+  // New contacts are blank rows, alike: create them together and hand them out in any order.
+  const plan = missing.map((r) => ({ ref: r, sibling: r.kind === 'phone' ? siblings.get(r.address) : undefined, contactId: 0 }));
+  const fresh = plan.filter((p) => !p.sibling);
+  // Two new addresses of one person (the same phone on both media in one batch) share one contact.
+  const firstByPhone = new Map<string, (typeof plan)[number]>();
+  const needContact = fresh.filter((p) => {
+    if (p.ref.kind !== 'phone') return true;
+    if (firstByPhone.has(p.ref.address)) return false;
+    firstByPhone.set(p.ref.address, p);
+    return true;
+  });
+  const created: number[] = [];
+  for (const part of chunk(needContact, 200)) {
+    const ids = await trx('contacts').insert(part.map(() => ({ status: 'active', created_at: now, updated_at: now }))).returning('id');
+    created.push(...ids.map((x: unknown) => toInt(typeof x === 'object' && x !== null ? (x as { id: unknown }).id : x)));
+  }
+  needContact.forEach((p, i) => (p.contactId = created[i]));
+  for (const p of plan) {
+    if (p.sibling) p.contactId = p.sibling.contactId;
+    else if (!p.contactId) p.contactId = firstByPhone.get(p.ref.address)!.contactId;
+  }
+
+  const inserted = new Map<string, number>();
+  for (const part of chunk(plan, 200)) {
+    const rows = await trx('contact_addresses')
+      .insert(part.map((p) => ({ contact_id: p.contactId, channel: p.ref.medium, kind: p.ref.kind, address: p.ref.address, created_at: now })))
+      .onConflict(['channel', 'address'])
+      .ignore()
+      .returning(['id', 'channel', 'address']);
+    for (const row of rows as { id: unknown; channel: string; address: string }[]) inserted.set(refKey(row.channel, row.address), toInt(row.id));
+  }
+  const lost: AddressRef[] = [];
+  for (const p of plan) {
+    const k = refKey(p.ref.medium, p.ref.address);
+    const addressId = inserted.get(k);
+    if (addressId === undefined) {
+      lost.push(p.ref);
+      continue;
+    }
+    out.set(k, { contactId: p.contactId, addressId, status: p.sibling?.status ?? 'active', language: p.sibling?.language ?? null, isNew: !p.sibling });
+  }
+  if (lost.length) {
+    // Another process created these addresses between our read and write: use theirs, and drop
+    // the contacts made for them that nothing points to.
+    await lookup(lost);
+    const orphans = created.filter((id) => ![...out.values()].some((f) => f.contactId === id));
+    for (const part of chunk(orphans)) await trx('contacts').whereIn('id', part).whereNotExists(trx('contact_addresses').whereRaw('contact_addresses.contact_id = contacts.id')).delete();
+  }
+  return out;
+}

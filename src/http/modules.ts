@@ -8,6 +8,7 @@ import type { AppState } from './context.js';
 import type { Renderer } from '../console/render.js';
 import { registerStaffApi } from '../staff/api.js';
 import { consoleRouter } from '../console/routes.js';
+import { webhookRouter } from '../channels/webhooks.js';
 import { registerContactsApi } from '../contacts/api.js';
 import { contactsConsole } from '../contacts/console.js';
 import { registerSegmentsApi, segmentsConsole } from '../contacts/segments-api.js';
@@ -31,6 +32,7 @@ export interface Module {
 
 export const modules: Module[] = [
   { name: 'staff', api: registerStaffApi, console: consoleRouter },
+  { name: 'webhooks', open: webhookRouter },
   { name: 'contacts', api: registerContactsApi, console: contactsConsole },
   { name: 'segments', api: registerSegmentsApi, console: segmentsConsole },
   { name: 'imports', api: registerImportsApi, console: importsConsole },

@@ -5,7 +5,7 @@
  * (`routePending`), so nothing slow runs inside the request, and a message stored before a
  * crash is routed after the restart.
  */
-import { findOrCreateContact } from '../contacts/addresses.js';
+import { findOrCreateContacts } from '../contacts/addresses.js';
 import type { Knex } from '../db/orm.js';
 import { toDate, toInt } from '../db/values.js';
 import { routeMessage, type NamedStep } from './router.js';
@@ -54,50 +54,21 @@ export async function storeInboundBatch(knex: Knex, messages: readonly ParsedInb
   const key = (channel: string, providerId: string) => `${channel}\u0000${providerId}`;
 
   return knex.transaction(async (trx) => {
-    // 1. Replays: within the batch, and of messages stored earlier.
+    // 1. Replays within the batch: the first copy stands for the others. Replays of messages
+    //    stored earlier are found by the insert itself (ON CONFLICT DO NOTHING), with no extra read.
     const firstOf = new Map<string, number>();
     rows.forEach((r, i) => {
       const k = key(r.channel, r.providerId);
       if (!firstOf.has(k)) firstOf.set(k, i);
     });
-    const byChannel = new Map<string, string[]>();
-    for (const i of firstOf.values()) {
-      const r = rows[i];
-      byChannel.set(r.channel, [...(byChannel.get(r.channel) ?? []), r.providerId]);
-    }
-    const seen = new Set<string>();
-    for (const [channel, ids] of byChannel) {
-      for (const part of chunks(ids)) {
-        const found: { provider_id: string }[] = await trx('inbound_messages').where('channel', channel).whereIn('provider_id', part).select('provider_id');
-        for (const f of found) seen.add(key(channel, String(f.provider_id)));
-      }
-    }
-    const fresh = [...firstOf.values()].filter((i) => !seen.has(key(rows[i].channel, rows[i].providerId)));
-    if (fresh.length === 0) return outcome;
+    const fresh = [...firstOf.values()];
 
-    // 2. Contacts by address: known ones in one query per medium, new ones created one by one.
+    // 2. Contacts by address: a few queries for the whole batch, known senders or new.
     const addrKey = (medium: string, address: string) => `${medium}\u0000${address}`;
-    const contactOf = new Map<string, { contactId: number; addressId: number }>();
-    const byMedium = new Map<string, Set<string>>();
-    for (const i of fresh) {
-      const r = rows[i];
-      const set = byMedium.get(r.m.medium) ?? new Set<string>();
-      set.add(r.address);
-      byMedium.set(r.m.medium, set);
-    }
-    for (const [medium, addresses] of byMedium) {
-      for (const part of chunks([...addresses])) {
-        const found: { id: unknown; contact_id: unknown; address: string }[] = await trx('contact_addresses').where('channel', medium).whereIn('address', part).select('id', 'contact_id', 'address');
-        for (const f of found) contactOf.set(addrKey(medium, String(f.address)), { contactId: toInt(f.contact_id), addressId: toInt(f.id) });
-      }
-    }
-    for (const i of fresh) {
-      const r = rows[i];
-      const k = addrKey(r.m.medium, r.address);
-      if (contactOf.has(k)) continue;
-      const found = await findOrCreateContact(trx, { medium: r.m.medium, kind: r.m.fromKind, address: r.address });
-      contactOf.set(k, { contactId: found.contactId, addressId: found.addressId });
-    }
+    const contactOf = await findOrCreateContacts(
+      trx,
+      fresh.map((i) => ({ medium: rows[i].m.medium, kind: rows[i].m.fromKind, address: rows[i].address })),
+    );
 
     // 3. The messages themselves; a concurrent writer of the same id (another process) wins quietly.
     const inserted = new Map<string, number>();
@@ -121,39 +92,47 @@ export async function storeInboundBatch(knex: Knex, messages: readonly ParsedInb
       for (const b of back) inserted.set(key(String(b.channel), String(b.provider_id)), toInt(b.id));
     }
 
-    // 4. Last inbound (per address) and last seen (per contact), forward only.
-    const lastByAddress = new Map<number, Date>();
-    const lastByContact = new Map<number, Date>();
+    // 4. Last inbound (per address) and last seen (per contact) move forward to the newest message,
+    //    never back (a late replay of an old message does not shorten the window). One statement per
+    //    table: the newest time is read from the messages just inserted (ids from the first of them
+    //    on, through the contact_id index), whatever mix of times the batch holds.
+    const addressIds = new Set<number>();
+    const contactIds = new Set<number>();
+    let firstId = Infinity;
     for (const i of fresh) {
       const r = rows[i];
       const id = inserted.get(key(r.channel, r.providerId));
       if (id === undefined) continue;
       outcome[i] = id;
+      if (id < firstId) firstId = id;
       const c = contactOf.get(addrKey(r.m.medium, r.address))!;
-      const at = r.m.receivedAt;
-      if (!(lastByAddress.get(c.addressId)! >= at)) lastByAddress.set(c.addressId, at);
-      if (!(lastByContact.get(c.contactId)! >= at)) lastByContact.set(c.contactId, at);
+      addressIds.add(c.addressId);
+      contactIds.add(c.contactId);
+    }
+    if (addressIds.size === 0) return outcome;
+    const newest = (owner: 'address' | 'contact') =>
+      trx('inbound_messages as m')
+        .max('m.received_at')
+        .where('m.contact_id', trx.ref(owner === 'address' ? 'contact_addresses.contact_id' : 'contacts.id'))
+        .where('m.id', '>=', firstId)
+        .modify((q) => {
+          if (owner === 'address') q.where('m.address_id', trx.ref('contact_addresses.id'));
+        });
+    for (const part of chunks([...addressIds])) {
+      await trx('contact_addresses')
+        .whereIn('id', part)
+        .where((w) => w.whereNull('last_inbound_at').orWhere('last_inbound_at', '<', newest('address')))
+        .update({ last_inbound_at: newest('address') });
     }
     const now = new Date();
-    for (const [at, ids] of groupByTime(lastByAddress)) {
-      for (const part of chunks(ids)) {
-        await trx('contact_addresses').whereIn('id', part).where((w) => w.whereNull('last_inbound_at').orWhere('last_inbound_at', '<', at)).update({ last_inbound_at: at });
-      }
-    }
-    for (const [at, ids] of groupByTime(lastByContact)) {
-      for (const part of chunks(ids)) {
-        await trx('contacts').whereIn('id', part).where((w) => w.whereNull('last_seen_at').orWhere('last_seen_at', '<', at)).update({ last_seen_at: at, updated_at: now });
-      }
+    for (const part of chunks([...contactIds])) {
+      await trx('contacts')
+        .whereIn('id', part)
+        .where((w) => w.whereNull('last_seen_at').orWhere('last_seen_at', '<', newest('contact')))
+        .update({ last_seen_at: newest('contact'), updated_at: now });
     }
     return outcome;
   });
-}
-
-/** Rows that move to the same time share one UPDATE (a WhatsApp batch shares its second). */
-function groupByTime(last: Map<number, Date>): [Date, number[]][] {
-  const groups = new Map<number, number[]>();
-  for (const [id, at] of last) groups.set(at.getTime(), [...(groups.get(at.getTime()) ?? []), id]);
-  return [...groups].map(([t, ids]) => [new Date(t), ids]);
 }
 
 /** Routes one stored message (if nobody has yet). Returns the route, or null if it was already handled. */

@@ -6,6 +6,7 @@ import type { Benchmark } from './types.js';
 import apiThroughput from './api-throughput.js';
 import segments from './segments.js';
 import contactImport from './import.js';
+import webhooks from './webhooks.js';
 import dispatch from './dispatch.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, dispatch];
+export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, dispatch];
