@@ -35,6 +35,13 @@ export function ingestFor(services: RouterServices): Ingest {
   return i;
 }
 
+/** What may be logged of an error: its kind and code, never its message. */
+export function errorSummary(err: unknown): { name: string; code?: string; frames: string[] } {
+  const e = err as { name?: unknown; code?: unknown };
+  const frames = err instanceof Error && err.stack ? err.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 5).map((l) => l.trim()) : [];
+  return { name: typeof e?.name === 'string' ? e.name : typeof err, ...(typeof e?.code === 'string' || typeof e?.code === 'number' ? { code: String(e.code) } : {}), frames };
+}
+
 const TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>';
 
 async function handle(koaCtx: unknown, pick: (ctx: Ctx) => ChannelAdapter | undefined, answer: (ctx: Ctx) => void): Promise<void> {
@@ -64,7 +71,8 @@ async function handle(koaCtx: unknown, pick: (ctx: Ctx) => ChannelAdapter | unde
   try {
     await ingestFor(ctx.services).submit(result.messages, result.statuses);
   } catch (err) {
-    ctx.services.log.error({ err, channel: adapter.name }, 'a webhook could not be stored');
+    // Not the error itself: a database error's message carries the bound values (numbers, text).
+    ctx.services.log.error({ error: errorSummary(err), channel: adapter.name }, 'a webhook could not be stored');
     // The provider will retry: that is what we want when the database is unavailable.
     throw new HttpError(503, 'unavailable', 'Could not store the notification; try again');
   }

@@ -17,6 +17,12 @@ import type { RouterServices } from './types.js';
 
 const kicks = new Set<() => void>();
 
+function summary(err: unknown): { name: string; code?: string; frames: string[] } {
+  const e = err as { name?: unknown; code?: unknown };
+  const frames = err instanceof Error && err.stack ? err.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 5).map((l) => l.trim()) : [];
+  return { name: typeof e?.name === 'string' ? e.name : typeof err, ...(typeof e?.code === 'string' || typeof e?.code === 'number' ? { code: String(e.code) } : {}), frames };
+}
+
 /** Tells this process's inbound workers that messages were stored. */
 export function notifyInboundStored(): void {
   for (const k of kicks) k();
@@ -82,7 +88,8 @@ export function startInboundWorker(services: RouterServices, opts: InboundWorker
         } catch (err) {
           const n = (failures.get(id) ?? 0) + 1;
           failures.set(id, n);
-          services.log.error({ err, inboundMessageId: id, attempt: n }, 'routing an inbound message failed');
+          // Kind and code only: messages of database errors carry bound values (numbers, text).
+          services.log.error({ error: summary(err), inboundMessageId: id, attempt: n }, 'routing an inbound message failed');
           if (n >= maxFailures) {
             await knex('inbound_messages').where('id', id).whereNull('handled_at').update({ handled_at: new Date(), route: 'error' });
             failures.delete(id);
@@ -107,7 +114,7 @@ export function startInboundWorker(services: RouterServices, opts: InboundWorker
           await pass();
         } while (again && !stopped);
       } catch (err) {
-        services.log.error({ err }, 'inbound worker pass failed');
+        services.log.error({ error: summary(err) }, 'inbound worker pass failed');
       } finally {
         running = null;
       }
