@@ -195,6 +195,20 @@ const schema = z
     /** Emergency numbers sent when psychosocial triage is red, e.g. "Emergencias 105 · Salud mental 113 (opcion 5)". */
     PSS_EMERGENCY_NUMBERS: optionalText.pipe(z.string().max(300, { message: 'must be at most 300 characters' }).optional()),
 
+    /** Cash PDM: days after a distribution when its post-distribution monitoring starts. */
+    CASH_PDM_DAYS: int(28, 0, 365),
+    /** Cash PDM sample: confidence level and margin of error, in percent (Cochran, p = 0.5, finite population correction). */
+    CASH_PDM_CONFIDENCE: z.string().optional().transform((v, ctx) => {
+      const n = v === undefined || v.trim() === '' ? 95 : Number(v);
+      if (!Number.isFinite(n) || n < 50 || n >= 100) { ctx.addIssue({ code: 'custom', message: 'must be a percentage from 50 to 99.9, such as 95' }); return z.NEVER; }
+      return n;
+    }),
+    CASH_PDM_MARGIN: z.string().optional().transform((v, ctx) => {
+      const n = v === undefined || v.trim() === '' ? 5 : Number(v);
+      if (!Number.isFinite(n) || n < 0.5 || n > 50) { ctx.addIssue({ code: 'custom', message: 'must be a percentage from 0.5 to 50, such as 5' }); return z.NEVER; }
+      return n;
+    }),
+
     WHATSAPP_API_URL: url('https://graph.facebook.com/v23.0'),
     WHATSAPP_ACCESS_TOKEN: optionalText,
     WHATSAPP_PHONE_NUMBER_ID: optionalText,

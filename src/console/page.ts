@@ -27,6 +27,7 @@ export const NAV: NavItem[] = [
   { href: '/referrals', label: 'nav.referrals', permission: 'complaints.read' },
   { href: '/referral-services', label: 'nav.referralServices', permission: 'complaints.read' },
   { href: '/pss', label: 'nav.pss', permission: 'complaints.sensitive' },
+  { href: '/cash', label: 'nav.cash', permission: 'reports.read' },
   { href: '/staff/users', label: 'nav.users', permission: 'staff.manage' },
   { href: '/staff/tokens', label: 'nav.tokens', permission: 'staff.manage' },
   { href: '/audit', label: 'nav.audit', permission: 'audit.read' },

@@ -5,10 +5,13 @@
  * Return plain JSON-serialisable data; sensitive material stays out unless the policy allows it.
  */
 import type { Knex } from '../db/orm.js';
+import { cashSubjectAccess } from '../cash/contact-hooks.js';
 
 export interface SubjectAccessHook {
   domain: string;
   collect: (knex: Knex, contactId: number) => Promise<unknown>;
 }
 
-export const SUBJECT_ACCESS_HOOKS: SubjectAccessHook[] = [];
+export const SUBJECT_ACCESS_HOOKS: SubjectAccessHook[] = [
+  { domain: 'cash', collect: cashSubjectAccess },
+];

@@ -5,6 +5,7 @@
 import type { Knex } from '../db/orm.js';
 import { complaintContactIds, eraseComplaintData, triageContactIds } from '../complaints/contact-hooks.js';
 import { eraseSurveyData } from '../surveys/privacy.js';
+import { cashOpenCaseContactIds, eraseCashData } from '../cash/contact-hooks.js';
 
 /**
  * "Open case" queries: each returns a query selecting `contact_id` of contacts with a case still
@@ -19,6 +20,7 @@ export interface OpenCaseQuery {
 export const OPEN_CASE_QUERIES: OpenCaseQuery[] = [
   { domain: 'complaints', contactIds: complaintContactIds },
   { domain: 'psychosocial', contactIds: triageContactIds },
+  { domain: 'cash', contactIds: cashOpenCaseContactIds },
 ];
 
 /**
@@ -33,4 +35,5 @@ export interface ErasureHook {
 export const ERASURE_HOOKS: ErasureHook[] = [
   { domain: 'complaints', erase: eraseComplaintData },
   { domain: 'surveys', erase: eraseSurveyData },
+  { domain: 'cash', erase: eraseCashData },
 ];

@@ -20,6 +20,8 @@ import { complaintsConsole } from '../complaints/console.js';
 import { publicRouter as complaintsPublic } from '../complaints/public.js';
 import { registerBroadcastsApi } from '../broadcasts/api.js';
 import { broadcastsConsole } from '../broadcasts/console.js';
+import { registerCashApi } from '../cash/api.js';
+import { cashConsole, cashUploads } from '../cash/console.js';
 
 export interface Module {
   name: string;
@@ -39,4 +41,5 @@ export const modules: Module[] = [
   { name: 'surveys', api: registerSurveysApi, console: surveysConsole },
   { name: 'complaints', api: registerComplaintsApi, console: complaintsConsole, open: () => complaintsPublic() },
   { name: 'broadcasts', api: registerBroadcastsApi, console: broadcastsConsole },
+  { name: 'cash', api: registerCashApi, console: cashConsole, open: cashUploads },
 ];

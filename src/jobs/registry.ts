@@ -59,4 +59,10 @@ export const jobs: JobDefinition[] = [
     firstRunAfter: '30s',
     summary: 'Escalates complaints past their service level (COMPLAINTS_SLA_*_HOURS), marks overdue psychosocial follow-ups, closes abandoned intakes, blanks outbox messages that name a case',
   },
+  {
+    name: 'cash-pdm',
+    file: 'cash-pdm',
+    cron: '0 9 * * *',
+    summary: 'Starts post-distribution monitoring CASH_PDM_DAYS after each distribution (everyone, or a random sample for CASH_PDM_CONFIDENCE ± CASH_PDM_MARGIN) and carries on a start that was interrupted',
+  },
 ];

@@ -9,6 +9,7 @@ import { faqStep } from '../broadcasts/faq.js';
 import { complaintsIntakeStep, complaintsKeywordStep } from '../complaints/intake.js';
 import { pssHandoffStep } from '../complaints/pss.js';
 import { surveyButtonStep, sessionStep as surveySessionStep } from '../surveys/sessions.js';
+import '../cash/hooks.js'; // what PDM answers lead to (indicators, complaints): registered wherever sessions finish
 
 export const ROUTER_STEPS: NamedStep[] = [
   { stage: 'global', name: 'surveys.buttons', step: surveyButtonStep }, // only taps on a survey's own buttons and its language question; typed STOP etc. pass

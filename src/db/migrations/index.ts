@@ -10,6 +10,7 @@ import { Migration20261122010500_segments_imports } from './Migration20261122010
 import { Migration20261122011000_surveys } from './Migration20261122011000_surveys.js';
 import { Migration20261122000800_complaints } from './Migration20261122000800_complaints.js';
 import { Migration20261122011500_broadcasts } from './Migration20261122011500_broadcasts.js';
+import { Migration20261122020000_cash } from './Migration20261122020000_cash.js';
 
 export const migrationsList = [
   { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
@@ -20,4 +21,5 @@ export const migrationsList = [
   { name: 'Migration20261122011000_surveys', class: Migration20261122011000_surveys },
   { name: 'Migration20261122000800_complaints', class: Migration20261122000800_complaints },
   { name: 'Migration20261122011500_broadcasts', class: Migration20261122011500_broadcasts },
+  { name: 'Migration20261122020000_cash', class: Migration20261122020000_cash },
 ];
