@@ -20,6 +20,7 @@ export const NAV: NavItem[] = [
   { href: '/contact-fields', label: 'nav.contactFields', permission: 'contacts.read' },
   { href: '/segments', label: 'nav.segments', permission: 'contacts.read' },
   { href: '/imports', label: 'nav.imports', permission: 'contacts.read' },
+  { href: '/exports', label: 'nav.exports', permission: 'contacts.export' },
   { href: '/messages', label: 'nav.messages', permission: 'messages.write' },
   { href: '/broadcasts', label: 'nav.broadcasts', permission: 'reports.read' },
   { href: '/surveys', label: 'nav.surveys', permission: 'surveys.results' },

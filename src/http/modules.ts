@@ -13,6 +13,7 @@ import { registerContactsApi } from '../contacts/api.js';
 import { contactsConsole } from '../contacts/console.js';
 import { registerSegmentsApi, segmentsConsole } from '../contacts/segments-api.js';
 import { importsConsole, registerImportsApi } from '../contacts/import-api.js';
+import { exportsConsole, registerExportsApi } from '../contacts/export-api.js';
 import { registerSurveysApi } from '../surveys/api.js';
 import { surveysConsole } from '../surveys/console.js';
 import { registerComplaintsApi } from '../complaints/api.js';
@@ -38,6 +39,7 @@ export const modules: Module[] = [
   { name: 'contacts', api: registerContactsApi, console: contactsConsole },
   { name: 'segments', api: registerSegmentsApi, console: segmentsConsole },
   { name: 'imports', api: registerImportsApi, console: importsConsole },
+  { name: 'exports', api: registerExportsApi, console: exportsConsole },
   { name: 'surveys', api: registerSurveysApi, console: surveysConsole },
   { name: 'complaints', api: registerComplaintsApi, console: complaintsConsole, open: () => complaintsPublic() },
   { name: 'broadcasts', api: registerBroadcastsApi, console: broadcastsConsole },
