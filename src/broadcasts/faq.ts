@@ -18,6 +18,7 @@ import { variantLanguage } from './audience.js';
 import { pickVariant, renderContent } from './content.js';
 import { loadContactData } from './render.js';
 import { personOf, readVersion, type MessageVersion } from './messages.js';
+import { recordFaqHit } from './stats.js';
 
 const keywordList = z.array(z.string().trim().min(1).max(60)).min(1).max(20);
 const keywords = z
@@ -204,5 +205,6 @@ export const faqStep: RouterStep = async (ctx) => {
     windowOpen: true, // they just wrote
   });
   await enqueue(knex, { contactId: ctx.contact.id, purpose: 'reply', content, language, channel: ctx.address.medium, addressId: ctx.address.id });
+  await recordFaqHit(knex, { entryId: hit.entryId, messageId: hit.version.messageId, contactId: ctx.contact.id, at: ctx.message.receivedAt }); // for the dashboard's topics
   return 'faq';
 };

@@ -14,7 +14,9 @@ export interface NavItem {
 
 /** The console's navigation. Each domain adds its pages here, in menu order. */
 export const NAV: NavItem[] = [
-  { href: '/', label: 'nav.home', permission: null },
+  { href: '/dashboard', label: 'nav.dashboard', permission: 'reports.read' },
+  { href: '/reports/weekly', label: 'nav.weekly', permission: 'reports.read' },
+  { href: '/simulator', label: 'nav.simulator', permission: 'simulator.use' },
   { href: '/contacts', label: 'nav.contacts', permission: 'contacts.read' },
   { href: '/lists', label: 'nav.lists', permission: 'reports.read' },
   { href: '/contact-fields', label: 'nav.contactFields', permission: 'contacts.read' },
@@ -22,8 +24,10 @@ export const NAV: NavItem[] = [
   { href: '/imports', label: 'nav.imports', permission: 'contacts.read' },
   { href: '/exports', label: 'nav.exports', permission: 'contacts.export' },
   { href: '/messages', label: 'nav.messages', permission: 'messages.write' },
+  { href: '/faq', label: 'nav.faq', permission: 'messages.write' },
   { href: '/broadcasts', label: 'nav.broadcasts', permission: 'reports.read' },
   { href: '/surveys', label: 'nav.surveys', permission: 'surveys.results' },
+  { href: '/survey-runs', label: 'nav.surveyRuns', permission: 'surveys.results' },
   { href: '/complaints', label: 'nav.complaints', permission: 'complaints.read' },
   { href: '/referrals', label: 'nav.referrals', permission: 'complaints.read' },
   { href: '/referral-services', label: 'nav.referralServices', permission: 'complaints.read' },
@@ -33,6 +37,33 @@ export const NAV: NavItem[] = [
   { href: '/staff/tokens', label: 'nav.tokens', permission: 'staff.manage' },
   { href: '/audit', label: 'nav.audit', permission: 'audit.read' },
 ];
+
+/**
+ * The menu's sections: each NAV entry goes in the first group one of whose paths starts its href
+ * (entries no group names go under "More"), so a domain adding a page needs no change here.
+ */
+export const NAV_GROUPS: { label: string; paths: string[] }[] = [
+  { label: 'navGroup.overview', paths: ['/dashboard', '/reports', '/simulator', '/'] },
+  { label: 'navGroup.people', paths: ['/contacts', '/lists', '/contact-fields', '/segments', '/imports'] },
+  { label: 'navGroup.messaging', paths: ['/messages', '/faq', '/broadcasts', '/inbox'] },
+  { label: 'navGroup.surveys', paths: ['/surveys', '/survey-runs'] },
+  { label: 'navGroup.cash', paths: ['/cash'] },
+  { label: 'navGroup.complaints', paths: ['/complaints', '/referrals', '/referral-services', '/pss'] },
+  { label: 'navGroup.admin', paths: ['/staff', '/audit', '/settings'] },
+];
+
+const inGroup = (href: string, path: string) => (path === '/' ? href === '/' : href === path || href.startsWith(path + '/') || href.startsWith(path + '?'));
+
+/** The signed-in user's menu, in sections, with the current page marked. */
+export function navGroups(nav: (NavItem & { current: boolean })[]): { label: string; current: boolean; items: (NavItem & { current: boolean })[] }[] {
+  const groups = NAV_GROUPS.map((g) => ({ label: g.label, current: false, items: [] as (NavItem & { current: boolean })[] }));
+  const more = { label: 'navGroup.more', current: false, items: [] as (NavItem & { current: boolean })[] };
+  for (const n of nav) {
+    const i = NAV_GROUPS.findIndex((g) => g.paths.some((p) => inGroup(n.href, p)));
+    (i >= 0 ? groups[i] : more).items.push(n);
+  }
+  return [...groups, more].filter((g) => g.items.length).map((g) => ({ ...g, current: g.items.some((n) => n.current) }));
+}
 
 const FLASH_COOKIE = 'ayni_flash';
 
@@ -58,7 +89,7 @@ export function render(ctx: Ctx, renderer: Renderer, page: string, data: Record<
   const nav = ctx.state.session
     ? NAV.filter((n) => n.permission === null || perms.includes(n.permission)).map((n) => ({
         ...n,
-        current: n.href === '/' ? ctx.path === '/' : ctx.path.startsWith(n.href),
+        current: n.href === '/' ? ctx.path === '/' : ctx.path === n.href || ctx.path.startsWith(n.href + '/') || ctx.path.startsWith(n.href + '.'),
       }))
     : [];
   ctx.status = status;
@@ -70,6 +101,7 @@ export function render(ctx: Ctx, renderer: Renderer, page: string, data: Record<
     user: ctx.state.session ? { name: ctx.state.session.name, role: ctx.state.actor?.role } : null,
     permissions: perms,
     nav,
+    navGroups: navGroups(nav),
     csrf: csrfToken(ctx),
     flash: key ? { kind, message: renderer.t(locale, key) } : null,
     path: ctx.path,

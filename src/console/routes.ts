@@ -8,6 +8,7 @@ import { attemptLogin, createSession, destroySession, listUsers, createUser, upd
 import { audit, listAudit } from '../staff/audit.js';
 import { ROLES } from '../staff/roles.js';
 import { flash, needs, render } from './page.js';
+import { dashboardPage } from '../reports/console.js';
 import { LOCALES, type Renderer } from './render.js';
 
 type Handler = (ctx: Ctx) => Promise<void> | void;
@@ -51,13 +52,18 @@ export function consoleRouter(renderer: Renderer): Router<AppState> {
     ctx.redirect('/login');
   }));
 
-  r.post('/locale', h((ctx) => {
+  r.post('/locale', h(async (ctx) => {
     const lang = String((ctx.request.body as Record<string, unknown>)?.locale ?? '');
-    if ((LOCALES as readonly string[]).includes(lang)) ctx.cookies.set('ayni_lang', lang, { httpOnly: true, sameSite: 'lax', maxAge: 365 * 86_400_000 });
+    if ((LOCALES as readonly string[]).includes(lang)) {
+      ctx.cookies.set('ayni_lang', lang, { httpOnly: true, sameSite: 'lax', maxAge: 365 * 86_400_000 });
+      // Signed in: the staff user's own language changes (it is what the console uses for them).
+      if (ctx.state.session) await updateUser(ctx.services.db, ctx.state.actor!, ctx.state.session.userId, { locale: lang as 'en' | 'es' });
+    }
     ctx.redirect(safeNext((ctx.request.body as Record<string, unknown>)?.next));
   }));
 
-  r.get('/', needs(null), h((ctx) => view(ctx, 'home', { title: 'nav.home' })));
+  // The signed-in home is the dashboard (src/reports/); a role without reports.read gets the menu as cards.
+  r.get('/', needs(null), h((ctx) => (ctx.state.permissions?.includes('reports.read') ? dashboardPage(ctx, renderer) : view(ctx, 'home', { title: 'nav.home' }))));
 
   // ---------------------------------------------------------------- staff users
   r.get('/staff/users', needs('staff.manage'), h(async (ctx) => {

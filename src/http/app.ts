@@ -28,6 +28,8 @@ const STATIC: Record<string, { file: string; type: string }> = {
   'survey-charts.js': { file: join(TEMPLATES, 'console', 'static', 'survey-charts.js'), type: 'text/javascript' },
   'segments.js': { file: join(TEMPLATES, 'console', 'static', 'segments.js'), type: 'text/javascript' },
   'imports.js': { file: join(TEMPLATES, 'console', 'static', 'imports.js'), type: 'text/javascript' },
+  'dashboard-charts.js': { file: join(TEMPLATES, 'console', 'static', 'dashboard-charts.js'), type: 'text/javascript' },
+  'simulator.js': { file: join(TEMPLATES, 'console', 'static', 'simulator.js'), type: 'text/javascript' },
 };
 
 export interface BuiltApp {

@@ -23,6 +23,10 @@ import { registerBroadcastsApi } from '../broadcasts/api.js';
 import { broadcastsConsole } from '../broadcasts/console.js';
 import { registerCashApi } from '../cash/api.js';
 import { cashConsole, cashUploads } from '../cash/console.js';
+import { registerReportsApi } from '../reports/api.js';
+import { reportsConsole } from '../reports/console.js';
+import { registerSimulatorApi } from '../simulator/api.js';
+import { simulatorConsole } from '../simulator/console.js';
 
 export interface Module {
   name: string;
@@ -44,4 +48,6 @@ export const modules: Module[] = [
   { name: 'complaints', api: registerComplaintsApi, console: complaintsConsole, open: () => complaintsPublic() },
   { name: 'broadcasts', api: registerBroadcastsApi, console: broadcastsConsole },
   { name: 'cash', api: registerCashApi, console: cashConsole, open: cashUploads },
+  { name: 'reports', api: registerReportsApi, console: reportsConsole },
+  { name: 'simulator', api: registerSimulatorApi, console: simulatorConsole },
 ];

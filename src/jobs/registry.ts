@@ -65,4 +65,10 @@ export const jobs: JobDefinition[] = [
     cron: '0 9 * * *',
     summary: 'Starts post-distribution monitoring CASH_PDM_DAYS after each distribution (everyone, or a random sample for CASH_PDM_CONFIDENCE ± CASH_PDM_MARGIN) and carries on a start that was interrupted',
   },
+  {
+    name: 'weekly-report',
+    file: 'weekly-report',
+    cron: '0 6 * * 1',
+    summary: "Builds last week's situation report (Monday to Sunday, DEFAULT_TIMEZONE) and stores it; staff read it on /reports/weekly",
+  },
 ];

@@ -24,6 +24,7 @@ export const PERMISSIONS = [
   'complaints.manage',
   'complaints.sensitive', // the only way to see a sensitive complaint
   'reports.read', // aggregate figures, no personal data
+  'simulator.use', // the console's phone simulator: write as a test contact
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -31,11 +32,11 @@ const ALL_BUT_SENSITIVE = PERMISSIONS.filter((p) => p !== 'complaints.sensitive'
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   admin: ALL_BUT_SENSITIVE,
-  editor: ['contacts.read', 'lists.manage', 'messages.write', 'messages.approve', 'surveys.manage', 'surveys.results', 'reports.read'],
-  broadcaster: ['contacts.read', 'messages.write', 'broadcasts.send', 'reports.read'],
-  cash: ['contacts.read', 'contacts.export', 'cash.manage', 'surveys.results', 'reports.read'],
-  complaints: ['contacts.read', 'complaints.read', 'complaints.manage', 'reports.read'],
-  focal_point: ['contacts.read', 'complaints.read', 'complaints.manage', 'complaints.sensitive', 'reports.read'],
+  editor: ['contacts.read', 'lists.manage', 'messages.write', 'messages.approve', 'surveys.manage', 'surveys.results', 'reports.read', 'simulator.use'],
+  broadcaster: ['contacts.read', 'messages.write', 'broadcasts.send', 'reports.read', 'simulator.use'],
+  cash: ['contacts.read', 'contacts.export', 'cash.manage', 'surveys.results', 'reports.read', 'simulator.use'],
+  complaints: ['contacts.read', 'complaints.read', 'complaints.manage', 'reports.read', 'simulator.use'],
+  focal_point: ['contacts.read', 'complaints.read', 'complaints.manage', 'complaints.sensitive', 'reports.read', 'simulator.use'],
   viewer: ['reports.read'],
 };
 

@@ -11,6 +11,7 @@ import { Migration20261122011000_surveys } from './Migration20261122011000_surve
 import { Migration20261122000800_complaints } from './Migration20261122000800_complaints.js';
 import { Migration20261122011500_broadcasts } from './Migration20261122011500_broadcasts.js';
 import { Migration20261122020000_cash } from './Migration20261122020000_cash.js';
+import { Migration20261122030000_reports } from './Migration20261122030000_reports.js';
 
 export const migrationsList = [
   { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
@@ -22,4 +23,5 @@ export const migrationsList = [
   { name: 'Migration20261122000800_complaints', class: Migration20261122000800_complaints },
   { name: 'Migration20261122011500_broadcasts', class: Migration20261122011500_broadcasts },
   { name: 'Migration20261122020000_cash', class: Migration20261122020000_cash },
+  { name: 'Migration20261122030000_reports', class: Migration20261122030000_reports },
 ];
