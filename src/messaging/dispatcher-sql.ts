@@ -102,8 +102,7 @@ const WRITE_SQLITE = `UPDATE outbox AS o SET
 FROM (SELECT value ->> 'i' AS i, value ->> 's' AS s, value ->> 'p' AS p, value ->> 'g' AS g, value ->> 'c' AS c,
         value ->> 'a' AS a, value ->> 'n' AS n, value ->> 'e' AS e, value ->> 'd' AS d, value ->> 'b' AS b, value ->> 't' AS t
       FROM json_each(?)) AS j
-WHERE o.id = j.i AND +o.claimed_by = ? AND +o.status = 'sending'
-RETURNING id`;
+WHERE o.id = j.i AND +o.claimed_by = ? AND +o.status = 'sending'`;
 
 const WRITE_PG = `UPDATE outbox AS o SET
   status = j.s, provider_id = j.p, segments = COALESCE(j.g, o.segments), channel = COALESCE(j.c, o.channel),
@@ -116,7 +115,7 @@ RETURNING o.id`;
 /**
  * Writes a batch of results in one statement, only on rows this claimer still holds in 'sending'
  * (a row another process recovered meanwhile is left to it). A re-queued row loses its claim.
- * Returns the number of rows written.
+ * Returns the number of rows written on PostgreSQL (SQLite: the number given).
  */
 export async function writeResults(db: Pick<Database, 'knex' | 'kind'>, claimer: string, results: readonly RowResult[]): Promise<number> {
   if (results.length === 0) return 0;
@@ -136,17 +135,69 @@ export async function writeResults(db: Pick<Database, 'knex' | 'kind'>, claimer:
     t: time(r.statusAt),
   }));
   const res = await db.knex.raw(pg ? WRITE_PG : WRITE_SQLITE, [JSON.stringify(payload), claimer]);
-  return rowsOf(res).length;
+  return pg ? rowsOf(res).length : results.length;
 }
 
-/**
- * `column IN (ids)` with the ids as one JSON parameter (a batch of 500 ids is one binding, not 500).
- * The column is bound as an identifier.
+/*
+ * The reads of every batch, as constant SQL (the query builder's compilation costs more than these
+ * queries do at thousands of messages a second). A list of ids or purposes is one JSON parameter on
+ * SQLite and one array parameter on PostgreSQL.
  */
-export function inIds(db: Pick<Database, 'knex' | 'kind'>, column: string, ids: readonly number[]): Knex.Raw {
-  return db.kind === 'postgresql'
-    ? db.knex.raw('?? = ANY(CAST(? AS integer[]))', [column, `{${ids.map((n) => Math.trunc(Number(n))).join(',')}}`])
-    : db.knex.raw('?? IN (SELECT value FROM json_each(?))', [column, JSON.stringify(ids)]);
+const IN_IDS = { sqlite: 'IN (SELECT value FROM json_each(?))', postgresql: '= ANY(CAST(? AS integer[]))' } as const;
+const IN_TEXTS = { sqlite: 'IN (SELECT value FROM json_each(?))', postgresql: '= ANY(CAST(? AS text[]))' } as const;
+
+function idsParam(db: Pick<Database, 'kind'>, ids: readonly number[]): string {
+  return db.kind === 'postgresql' ? `{${ids.map((n) => Math.trunc(Number(n))).join(',')}}` : JSON.stringify(ids);
+}
+
+function textsParam(db: Pick<Database, 'kind'>, texts: readonly string[]): string {
+  // Purposes are short identifiers (letters and underscores), checked before they get here.
+  return db.kind === 'postgresql' ? `{${texts.map((t) => `"${t}"`).join(',')}}` : JSON.stringify(texts);
+}
+
+function batchSql(kind: 'sqlite' | 'postgresql'): string {
+  return `SELECT c.id, c.status, c.stopped_at, c.erased_at, c.language, s.purpose,
+  a.id AS address_id, a.channel, a.kind, a.address, a.opted_out, a.last_inbound_at
+FROM contacts c
+LEFT JOIN consent_state s ON s.contact_id = c.id AND s.granted = ? AND s.purpose ${IN_TEXTS[kind]}
+LEFT JOIN contact_addresses a ON a.contact_id = c.id
+WHERE c.id ${IN_IDS[kind]}`;
+}
+const BATCH_SQL = { sqlite: batchSql('sqlite'), postgresql: batchSql('postgresql') };
+
+/**
+ * The contacts of a batch with, per address, one row per purpose (among `purposes`) they currently
+ * consent to: status, stop time, erasure, language, purpose, and the address.
+ */
+export async function batchRows(db: Pick<Database, 'knex' | 'kind'>, contactIds: readonly number[], purposes: readonly string[]): Promise<Record<string, unknown>[]> {
+  for (const p of purposes) if (!/^[a-z_]{1,32}$/.test(p)) throw new Error(`not a purpose: ${JSON.stringify(p).slice(0, 40)}`);
+  return rowsOf(await db.knex.raw(BATCH_SQL[db.kind], [true, textsParam(db, purposes), idsParam(db, contactIds)]));
+}
+
+const LAST_CHANNEL_SQL = {
+  sqlite: `SELECT address_id, channel, MAX(id) AS last FROM inbound_messages WHERE contact_id ${IN_IDS.sqlite} AND address_id IS NOT NULL GROUP BY address_id, channel`,
+  postgresql: `SELECT address_id, channel, MAX(id) AS last FROM inbound_messages WHERE contact_id ${IN_IDS.postgresql} AND address_id IS NOT NULL GROUP BY address_id, channel`,
+};
+
+/** Per address of these contacts and per channel, the newest inbound message's id. */
+export async function lastInboundRows(db: Pick<Database, 'knex' | 'kind'>, contactIds: readonly number[]): Promise<Record<string, unknown>[]> {
+  return rowsOf(await db.knex.raw(LAST_CHANNEL_SQL[db.kind], [idsParam(db, contactIds)]));
+}
+
+function changedSql(kind: 'sqlite' | 'postgresql'): string {
+  return `SELECT c.id, c.status, c.stopped_at, c.erased_at, s.purpose
+FROM contacts c LEFT JOIN consent_state s ON s.contact_id = c.id AND s.granted = ?
+WHERE c.id ${IN_IDS[kind]} AND (c.status <> 'active' OR c.erased_at IS NOT NULL OR s.contact_id IS NOT NULL)`;
+}
+const CHANGED_SQL = { sqlite: changedSql('sqlite'), postgresql: changedSql('postgresql') };
+
+/**
+ * Of these contacts, those that may have changed since their batch was prepared with them active
+ * and consenting: not active any more, erased, or with a consent withdrawn (one row per withdrawn
+ * purpose). Usually none.
+ */
+export async function changedContactRows(db: Pick<Database, 'knex' | 'kind'>, contactIds: readonly number[]): Promise<Record<string, unknown>[]> {
+  return rowsOf(await db.knex.raw(CHANGED_SQL[db.kind], [false, idsParam(db, contactIds)]));
 }
 
 /** Gives claimed rows back untouched (graceful stop): queued again, no attempt counted. */

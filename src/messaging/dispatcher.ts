@@ -57,7 +57,7 @@ import { toBool, toDateOrNull, toInt } from '../db/values.js';
 import type { Logger } from '../log.js';
 import { adaptersFrom, chooseRoute, smsRoute, type Adapters, type RouteAddress, type RouteInput } from './dispatcher-route.js';
 import { rendererFor } from './dispatcher-render.js';
-import { claimBatch, inIds, recoverStaleClaims, releaseClaims, renewClaims, writeResults, type ClaimedRow, type RowResult } from './dispatcher-sql.js';
+import { batchRows, changedContactRows, claimBatch, lastInboundRows, recoverStaleClaims, releaseClaims, renewClaims, writeResults, type ClaimedRow, type RowResult } from './dispatcher-sql.js';
 import { PairLimiter, RateLimitClosedError, RateLimiter } from './ratelimit.js';
 import { applyEarlyStatuses, purgeEarlyStatuses } from './status.js';
 import type { ChannelName, OutboundContent } from './types.js';
@@ -406,7 +406,8 @@ export class Dispatcher {
   private async prepare(rows: ClaimedRow[]): Promise<void> {
     const contactIds = [...new Set(rows.map((r) => r.contactId))];
     const purposes = [...new Set(rows.map((r) => r.purpose))];
-    const [contacts, addresses] = await Promise.all([loadContacts(this.db, contactIds, purposes), this.loadAddresses(contactIds)]);
+    const [{ contacts, addresses }, lastChannels] = await Promise.all([loadBatch(this.db, contactIds, purposes), this.loadLastChannels(contactIds)]);
+    for (const list of addresses.values()) for (const a of list) a.lastChannel = lastChannels.get(a.id) ?? null;
     const now = Date.now();
     const at = new Date(now);
 
@@ -466,37 +467,19 @@ export class Dispatcher {
     }
   }
 
-  private async loadAddresses(contactIds: number[]): Promise<Map<number, RouteAddress[]>> {
-    const knex = this.db.knex;
-    const [rows, inbound] = await Promise.all([
-      knex('contact_addresses').where(inIds(this.db, 'contact_id', contactIds)).select('id', 'contact_id', 'channel', 'kind', 'address', 'opted_out', 'last_inbound_at'),
-      // The channel each address last wrote through: it tells simulator addresses and the SMS provider.
-      this.adapters.simulatorOnly
-        ? Promise.resolve([] as Record<string, unknown>[])
-        : knex('inbound_messages').where(inIds(this.db, 'contact_id', contactIds)).whereNotNull('address_id').groupBy('address_id', 'channel').select('address_id', 'channel').max({ last: 'id' }),
-    ]);
-    const last = new Map<number, { channel: ChannelName; id: number }>();
-    for (const r of inbound as Record<string, unknown>[]) {
+  /** The channel each address last wrote through: it tells simulator addresses and the SMS provider. */
+  private async loadLastChannels(contactIds: number[]): Promise<Map<number, ChannelName>> {
+    const out = new Map<number, ChannelName>();
+    if (this.adapters.simulatorOnly) return out;
+    const rows = await lastInboundRows(this.db, contactIds);
+    const newest = new Map<number, number>();
+    for (const r of rows as Record<string, unknown>[]) {
       const id = toInt(r.address_id);
       const n = toInt(r.last);
-      const seen = last.get(id);
-      if (!seen || n > seen.id) last.set(id, { channel: r.channel as ChannelName, id: n });
-    }
-    const out = new Map<number, RouteAddress[]>();
-    for (const r of rows) {
-      const contactId = toInt(r.contact_id);
-      const id = toInt(r.id);
-      const list = out.get(contactId) ?? [];
-      list.push({
-        id,
-        medium: r.channel as RouteAddress['medium'],
-        kind: r.kind === 'wa_user' ? 'wa_user' : 'phone',
-        address: String(r.address),
-        optedOut: toBool(r.opted_out),
-        lastInboundAt: toDateOrNull(r.last_inbound_at)?.getTime() ?? null,
-        lastChannel: last.get(id)?.channel ?? null,
-      });
-      out.set(contactId, list);
+      if ((newest.get(id) ?? -1) < n) {
+        newest.set(id, n);
+        out.set(id, r.channel as ChannelName);
+      }
     }
     return out;
   }
@@ -736,28 +719,44 @@ export class Dispatcher {
 // ── the last check before a request ─────────────────────────────────────────────────────────
 
 /**
- * The contacts of a batch: status, stop time, erasure, language, and the purposes (among those of
- * the batch) they currently consent to.
+ * The contacts of a batch in one query: status, stop time, erasure, language, the purposes (among
+ * those of the batch) they currently consent to, and their addresses.
  */
-async function loadContacts(db: Database, ids: readonly number[], purposes: readonly string[]): Promise<Map<number, ContactState & { language: string | null }>> {
-  const rows = await db
-    .knex('contacts as c')
-    .leftJoin('consent_state as s', function () {
-      this.on('s.contact_id', 'c.id').andOnIn('s.purpose', purposes as string[]).andOn('s.granted', db.knex.raw('?', [true]));
-    })
-    .where(inIds(db, 'c.id', ids))
-    .select('c.id', 'c.status', 'c.stopped_at', 'c.erased_at', 'c.language', 's.purpose');
-  const out = new Map<number, ContactState & { language: string | null }>();
+async function loadBatch(
+  db: Database,
+  ids: readonly number[],
+  purposes: readonly string[],
+): Promise<{ contacts: Map<number, ContactState & { language: string | null }>; addresses: Map<number, RouteAddress[]> }> {
+  const rows = await batchRows(db, ids, purposes);
+  const contacts = new Map<number, ContactState & { language: string | null }>();
+  const addresses = new Map<number, RouteAddress[]>();
   for (const r of rows as Record<string, unknown>[]) {
     const id = toInt(r.id);
-    let c = out.get(id);
-    if (!c) {
+    let c = contacts.get(id);
+    let list = addresses.get(id);
+    if (!c || !list) {
       c = { status: String(r.status), stoppedAt: toDateOrNull(r.stopped_at)?.getTime() ?? null, erased: r.erased_at !== null && r.erased_at !== undefined, consents: new Map(), language: (r.language as string | null) ?? null };
-      out.set(id, c);
+      contacts.set(id, c);
+      list = [];
+      addresses.set(id, list);
     }
     if (r.purpose !== null && r.purpose !== undefined) c.consents.set(String(r.purpose), true);
+    if (r.address_id !== null && r.address_id !== undefined) {
+      const addressId = toInt(r.address_id);
+      if (!list.some((a) => a.id === addressId)) {
+        list.push({
+          id: addressId,
+          medium: r.channel as RouteAddress['medium'],
+          kind: r.kind === 'wa_user' ? 'wa_user' : 'phone',
+          address: String(r.address),
+          optedOut: toBool(r.opted_out),
+          lastInboundAt: toDateOrNull(r.last_inbound_at)?.getTime() ?? null,
+          lastChannel: null,
+        });
+      }
+    }
   }
-  return out;
+  return { contacts, addresses };
 }
 
 /**
@@ -795,14 +794,7 @@ class Recheck {
       const t0 = performance.now();
       // The batch was prepared moments ago with active, consenting contacts: ask only for what may
       // have changed since (not active any more, erased, a consent withdrawn), which is usually nothing.
-      const knex = this.db.knex;
-      const changed = await knex('contacts as c')
-        .leftJoin('consent_state as s', function () {
-          this.on('s.contact_id', 'c.id').andOn('s.granted', knex.raw('?', [false]));
-        })
-        .where(inIds(this.db, 'c.id', [...new Set(batch.map((p) => p.row.contactId))]))
-        .where((q) => q.whereNot('c.status', 'active').orWhereNotNull('c.erased_at').orWhereNotNull('s.contact_id'))
-        .select('c.id', 'c.status', 'c.stopped_at', 'c.erased_at', 's.purpose');
+      const changed = await changedContactRows(this.db, [...new Set(batch.map((p) => p.row.contactId))]);
       this.timings.recheck += performance.now() - t0;
       this.timings.rechecks++;
       const states = new Map<number, ContactState & { withdrawn: Set<string> }>();

@@ -4,6 +4,7 @@ import { SchemaMigration } from '../schema-migration.js';
 export class Migration20261122000300_messaging extends SchemaMigration {
   override async up(): Promise<void> {
     const json = this.dialect === 'postgresql' ? 'jsonb' : 'text';
+    const knex = this.getKnex();
     this.schema((s) =>
       s
         .createTable('inbound_messages', (t) => {
@@ -48,7 +49,10 @@ export class Migration20261122000300_messaging extends SchemaMigration {
           t.datetime('status_at', { useTz: true }).nullable();
           // Re-queued from a dead process's claim: it may already have reached the person once.
           t.boolean('possible_duplicate').notNullable().defaultTo(false);
-          t.index(['status', 'priority', 'id']);
+          // The dispatcher's two working sets, kept small however many millions of rows were sent:
+          // due rows in claim order, and claimed rows by claim time (renewal and crash recovery).
+          t.index(['priority', 'id'], 'outbox_queue_index', { predicate: knex.whereRaw("status = 'queued'") });
+          t.index(['claimed_at'], 'outbox_sending_index', { predicate: knex.whereRaw("status = 'sending'") });
           t.index(['provider_id']);
           t.index(['contact_id']);
           t.unique(['broadcast_id', 'contact_id']);
