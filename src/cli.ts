@@ -20,6 +20,7 @@ import type { Actor } from './staff/audit.js';
 import { registerSurveyCommands } from './surveys/cli.js';
 import { registerComplaintsCli } from './complaints/cli.js';
 import { registerImportCli } from './contacts/import-cli.js';
+import { registerCashCli } from './cash/cli.js';
 
 const CLI_ACTOR: Actor = { type: 'system', id: null, label: 'cli', role: 'system' };
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -114,6 +115,8 @@ export function buildCli(): Command {
   registerImportCli(program, withService, CLI_ACTOR); // ayni contacts import
 
   registerSurveyCommands(program); // ayni surveys validate|preview|list|schema
+
+  registerCashCli(program, withService); // ayni cash import|transfers|pdm|sample-size
 
   return program;
 }

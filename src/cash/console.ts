@@ -293,6 +293,12 @@ export function cashConsole(renderer: Renderer): Router<AppState> {
     const lang = localeOf(ctx);
     const L = await pdmLabels(lang);
     const rows = (question: string, list: Tally[]) => list.map((t) => ({ ...t, label: question === 'rcsi' ? t.key : L.choice(question, t.key) }));
+    // Drawn by /static/survey-charts.js with chart.js (served by the surveys domain); the table holds the same numbers.
+    const table = (key: string, question: string, list: Tally[]) => {
+      const r = rows(question, list);
+      const title = renderer.t(lang, `cash.table.${key}`);
+      return { key, rows: r, title, chart: i.respondents ? JSON.stringify({ title, labels: r.map((x) => x.label), counts: r.map((x) => x.count) }) : null };
+    };
     const i = report.indicators;
     const shareRow = (key: string, s: Share) => ({ key, ...s });
     view(ctx, 'cash/report', {
@@ -304,13 +310,13 @@ export function cashConsole(renderer: Renderer): Router<AppState> {
         shareRow('satisfied', i.satisfied), shareRow('knowsComplaint', i.knowsComplaint),
       ],
       tables: [
-        { key: 'received', rows: rows('received', i.receivedBreakdown) },
-        { key: 'problems', rows: rows('problems', i.problems) },
-        { key: 'spending', rows: rows('spending', i.spending) },
-        { key: 'needsMet', rows: rows('needs_met', i.needsMet) },
-        { key: 'satisfaction', rows: rows('satisfaction', i.satisfaction) },
-        { key: 'modality', rows: rows('preferred_modality', i.preferredModality) },
-        { key: 'rcsiBands', rows: rows('rcsi', i.rcsi.bands) },
+        table('received', 'received', i.receivedBreakdown),
+        table('problems', 'problems', i.problems),
+        table('spending', 'spending', i.spending),
+        table('needsMet', 'needs_met', i.needsMet),
+        table('satisfaction', 'satisfaction', i.satisfaction),
+        table('modality', 'preferred_modality', i.preferredModality),
+        table('rcsiBands', 'rcsi', i.rcsi.bands),
       ],
       groups: [
         { key: 'gender', rows: report.disaggregation.gender },

@@ -8,5 +8,6 @@ import segments from './segments.js';
 import contactImport from './import.js';
 import webhooks from './webhooks.js';
 import dispatch from './dispatch.js';
+import cashDuplicates from './cash-duplicates.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, dispatch];
+export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, dispatch, cashDuplicates];

@@ -244,6 +244,9 @@ describe('from enquiry to PDM report', () => {
     const html = await page.get(`/cash/distributions/${distributionId}/report`);
     expect(html.status).toBe(200);
     expect(html.text_).toContain('Received the transfer');
+    // A chart beside each table (chart.js, served by the surveys domain), with the table's numbers.
+    expect(html.text_).toContain('<script src="/static/chart.umd.js"></script>');
+    expect(html.text_).toMatch(/<canvas data-chart="\{&quot;title&quot;:&quot;Received the transfer&quot;,&quot;labels&quot;:\[&quot;Yes&quot;,&quot;No&quot;,&quot;Not sure&quot;\],&quot;counts&quot;:\[1,1,0\]\}"/);
     expect(html.text_).not.toContain(ENQUIRER);
     expect((await api('viewer', 'GET', `/cash/lists/${listId}/beneficiaries`)).status).toBe(403);
   });
