@@ -25,7 +25,9 @@ import type { Database, Knex } from '../db/orm.js';
 import { toDate, toDateOrNull, toInt } from '../db/values.js';
 import { HttpError, notFound } from '../http/errors.js';
 import { audit, type Actor } from '../staff/audit.js';
-import { normalisePhone } from './addresses.js';
+import { PhoneNumber } from 'libphonenumber-js/core';
+import phoneMetadata from 'libphonenumber-js/max/metadata';
+import { normalisePhone, type PhoneResult } from './addresses.js';
 import { LEGAL_BASES, type LegalBasis } from './consent.js';
 import { languageTag } from './contacts.js';
 import { checkValue, fieldDefinitions, type FieldDefinition, type FieldValue } from './fields.js';
@@ -261,10 +263,52 @@ function cellText(v: Cell): string {
   return String(v).trim();
 }
 
+/**
+ * Phone numbers for a whole file, with libphonenumber-js, faster than one full parse per row.
+ *
+ * Most of libphonenumber's time goes into parsing the text (country calling code, national
+ * prefix), and the numbers of one file share their leading digits. So the E.164 prefix found for
+ * one number is remembered under its text without the last four digits (and its length); a
+ * later number with the same key is rebuilt from that prefix and its own last four digits, and
+ * then checked by libphonenumber itself — `new PhoneNumber(e164).isValid()`, the full validity
+ * check with the same metadata — before it is accepted. Anything the cache cannot vouch for
+ * (a miss, a number that does not validate, text that is not plain digits) takes the full path,
+ * which also gives libphonenumber's reason when a number is not valid. The bench measures the
+ * difference (about 2 µs against 6 µs a number on this machine).
+ */
+export function phoneNormaliser(defaultCountry: string): (text: string) => PhoneResult {
+  const prefixes = new Map<string, string>();
+  const full = (text: string): PhoneResult => {
+    let p = normalisePhone(text, defaultCountry);
+    // Spreadsheets drop the "+": 51987654321 is +51 987 654 321 when it is not a national number.
+    if (!p.ok && /^\d{10,15}$/.test(text)) {
+      const intl = normalisePhone('+' + text, defaultCountry);
+      if (intl.ok) p = intl;
+    }
+    return p;
+  };
+  return (text: string) => {
+    let c = text.trim().replace(/[\s().\-\/]/g, '');
+    if (c.startsWith('00')) c = '+' + c.slice(2);
+    if (!/^\+?\d{8,17}$/.test(c)) return full(text);
+    const key = `${c.length}|${c.slice(0, -4)}`;
+    const tail = c.slice(-4);
+    const prefix = prefixes.get(key);
+    if (prefix !== undefined) {
+      const e164 = prefix + tail;
+      if (new PhoneNumber(e164 as `+${string}`, phoneMetadata).isValid()) return { ok: true, e164 };
+    }
+    const r = full(text);
+    if (r.ok && r.e164.endsWith(tail) && prefix === undefined) prefixes.set(key, r.e164.slice(0, -4));
+    return r;
+  };
+}
+
 /** Checks one row; returns the cleaned row or its problems. Pure: no database. */
 function makeRowChecker(m: Mapped, basis: LegalBasis | undefined, defaultCountry: string, now: Date) {
   const languages = new Map<string, string | null>();
   const zones = new Map<string, boolean>();
+  const phone = phoneNormaliser(defaultCountry);
   const col = m.builtIn;
   return (row: number, cells: Cell[]): { ok: true; row: GoodRow } | { ok: false; errors: RowError[] } => {
     const errors: RowError[] = [];
@@ -276,12 +320,7 @@ function makeRowChecker(m: Mapped, basis: LegalBasis | undefined, defaultCountry
     if (isBlank(rawPhone)) fail(col.phone, rawPhone, 'the phone number is missing');
     else {
       const text = typeof rawPhone === 'number' ? (Number.isInteger(rawPhone) ? String(rawPhone) : rawPhone.toFixed(0)) : cellText(rawPhone);
-      let p = normalisePhone(text, defaultCountry);
-      // Spreadsheets drop the "+": 51987654321 is +51 987 654 321 when it is not a national number.
-      if (!p.ok && /^\d{10,15}$/.test(text)) {
-        const intl = normalisePhone('+' + text, defaultCountry);
-        if (intl.ok) p = intl;
-      }
+      const p = phone(text);
       if (p.ok) e164 = p.e164;
       else fail(col.phone, rawPhone, `invalid phone number: ${p.reason}`);
     }
@@ -556,6 +595,8 @@ interface WriteContext {
 /** Writes one checked batch: contacts (new and merged), addresses, consent rows and state, subscriptions. */
 async function writeBatch(w: WriteContext, check: BatchCheck): Promise<{ fresh: number; merged: number }> {
   const { trx, list, now } = w;
+  // In number order: index inserts land next to each other (real files are not sorted).
+  check.valid.sort((a, b) => (a.e164 < b.e164 ? -1 : a.e164 > b.e164 ? 1 : 0));
   const fresh = check.valid.filter((r) => !check.existing.has(r.e164));
   const merging = check.valid.filter((r) => check.existing.has(r.e164));
   const idOf = new Map(check.existing);

@@ -12,7 +12,8 @@ import type { RouterServices } from '../../src/messaging/types.js';
 import type { Actor } from '../../src/staff/audit.js';
 import { listAudit } from '../../src/staff/audit.js';
 import { toBool, toDate, toInt } from '../../src/db/values.js';
-import { runImport, type ImportRequest } from '../../src/contacts/import.js';
+import { phoneNormaliser, runImport, type ImportRequest } from '../../src/contacts/import.js';
+import { normalisePhone } from '../../src/contacts/addresses.js';
 import { addressHash } from '../../src/contacts/pseudonyms.js';
 import { HttpError } from '../../src/http/errors.js';
 import { generateCsv, IMPORT_MAPPING } from '../bench/import-data.js';
@@ -288,3 +289,43 @@ describe('XLSX', () => {
   });
 });
 
+
+describe('phone numbers', () => {
+  it('gives the same answer with the per-prefix cache as libphonenumber row by row', () => {
+    const fast = phoneNormaliser('PE');
+    const slow = (text: string) => {
+      const p = normalisePhone(text, 'PE');
+      if (!p.ok && /^\d{10,15}$/.test(text)) {
+        const intl = normalisePhone('+' + text, 'PE');
+        if (intl.ok) return intl;
+      }
+      return p;
+    };
+    // Deterministic pseudo-random digits.
+    let seed = 42;
+    const digit = () => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % 10);
+    const digits = (n: number) => Array.from({ length: n }, digit).join('');
+    const inputs: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const shape = i % 10;
+      if (shape === 0) inputs.push(`9${digits(8)}`); // Peruvian mobile, national
+      else if (shape === 1) inputs.push(`+51 9${digits(2)} ${digits(3)} ${digits(3)}`);
+      else if (shape === 2) inputs.push(`0051${digits(9)}`); // any digits: valid or not
+      else if (shape === 3) inputs.push(`(01) ${digits(3)}-${digits(4)}`); // Lima landline, and lookalikes
+      else if (shape === 4) inputs.push(`+1 ${digits(3)} ${digits(3)} ${digits(4)}`); // NANP: validity depends on area code and exchange
+      else if (shape === 5) inputs.push(`+44 7${digits(9)}`);
+      else if (shape === 6) inputs.push(`+58 4${digits(9)}`); // Venezuela
+      else if (shape === 7) inputs.push(`51${digits(9)}`); // a spreadsheet without the +
+      else if (shape === 8) inputs.push(`+${digits(11)}`); // anything
+      else inputs.push(`9${digits(7)}`); // too short
+    }
+    // Numbers in the same blocks of 10,000 (what files hold), so that the cache is exercised.
+    for (let i = 0; i < 500; i++) inputs.push(`+51 987 65${String(i).padStart(4, '0')}`, `+1 212 555 ${String(i).padStart(4, '0')}`, `+44 20 7946 ${String(i).padStart(4, '0')}`);
+    let same = 0;
+    for (const x of inputs) {
+      expect(fast(x), x).toEqual(slow(x));
+      same++;
+    }
+    expect(same).toBe(inputs.length);
+  });
+});
