@@ -75,9 +75,9 @@ export function parseMany(text: string, choices: readonly MatchChoice[]): Parsed
   const single = matchLabel(whole, choices);
   if (single) return ok([single]);
   const keys: string[] = [];
-  const addKey = (k: string) => {
+  function addKey(k: string) {
     if (!keys.includes(k)) keys.push(k);
-  };
+  }
   const parts = ` ${text.toLowerCase()} `.split(SEPARATORS).map(normaliseAnswer).filter(Boolean);
   for (const part of parts) {
     const byLabel = matchLabel(part, choices);

@@ -335,6 +335,8 @@ export interface CompiledSurvey {
 
 /** Lowercase, accents and punctuation removed, spaces collapsed: "¡Sí, claro!" → "si claro". */
 export function normaliseAnswer(s: string): string {
+  // Plain ASCII (most answers: "2", "1 3", "si"): no accents to remove.
+  if (/^[\x00-\x7f]*$/.test(s)) return s.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
   return s
     .normalize('NFD')
     .replace(/\p{M}+/gu, '')

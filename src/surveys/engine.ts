@@ -134,7 +134,32 @@ function parsePayload(payload: string | null | undefined): { name: string; n: nu
 
 // ------------------------------------------------------------------------------------ helpers
 
-const isoDate = (d: Date) => d.toISOString().slice(0, 10);
+type ChoiceRow = MatchChoice & { label: string; name: string };
+/** Choice rows per compiled survey, item and language (only for items whose rows never change). */
+const choiceRows = new WeakMap<CompiledSurvey, Map<string, ChoiceRow[]>>();
+
+let lastDay = { ms: NaN, iso: '' };
+function isoDate(d: Date): string {
+  const ms = d.getTime();
+  if (ms !== lastDay.ms) lastDay = { ms, iso: d.toISOString().slice(0, 10) };
+  return lastDay.iso;
+}
+
+/** What expressions read: the session's values (select_multiple as space-separated names). */
+class ValuesEnv implements Env {
+  constructor(
+    private readonly values: Record<string, AnswerValue>,
+    readonly self: Value,
+    readonly today: string,
+    readonly col?: (name: string) => string,
+  ) {}
+
+  get(name: string): Value {
+    const v = this.values[name];
+    if (v === undefined) return '';
+    return Array.isArray(v) ? v.join(' ') : v;
+  }
+}
 
 class Run {
   readonly messages: EngineMessage[] = [];
@@ -159,18 +184,12 @@ class Run {
     return this.interpolate(textIn(t, this.lang, this.survey.def.defaultLanguage));
   }
 
+  private baseEnv: Env | null = null;
+
+  /** The values as expressions see them (the values are changed in place during a step). */
   env(self: Value = '', col?: (name: string) => string): Env {
-    const values = this.state.values;
-    return {
-      get: (name) => {
-        const v = values[name];
-        if (v === undefined) return '';
-        return Array.isArray(v) ? v.join(' ') : v;
-      },
-      self,
-      col,
-      today: this.today,
-    };
+    if (self === '' && !col) return (this.baseEnv ??= new ValuesEnv(this.state.values, '', this.today));
+    return new ValuesEnv(this.state.values, self, this.today, col);
   }
 
   /** "Hello ${name}": answers shown as people gave them (choice labels, not keys). */
@@ -228,14 +247,26 @@ class Run {
     }
   }
 
-  choicesOf(item: CompiledItem): (MatchChoice & { label: string; name: string })[] {
+  choicesOf(item: CompiledItem): ChoiceRow[] {
+    // Without a filter or answers in the labels, the rows are the same every time: kept per language.
+    const cacheable = !item.choiceFilterFn && !item.choices.some((c) => Object.values(c.label).some((l) => l.includes('${')));
+    const key = `${item.index}|${this.lang}`;
+    if (cacheable) {
+      const hit = choiceRows.get(this.survey)?.get(key);
+      if (hit) return hit;
+    }
     let list = item.choices;
     if (item.choiceFilterFn) {
-      const base = this.env();
       const fn = item.choiceFilterFn;
-      list = list.filter((c) => toBoolLoose(fn({ ...base, col: (n) => (n === 'name' ? c.name : c.props[n] ?? '') })));
+      list = list.filter((c) => toBoolLoose(fn(this.env('', (n) => (n === 'name' ? c.name : c.props[n] ?? '')))));
     }
-    return list.map((c) => ({ key: c.name, name: c.name, match: c.match, label: this.interpolate(textIn(c.label, this.lang, this.survey.def.defaultLanguage)) }));
+    const rows = list.map((c) => ({ key: c.name, name: c.name, match: c.match, label: this.interpolate(textIn(c.label, this.lang, this.survey.def.defaultLanguage)) }));
+    if (cacheable) {
+      let m = choiceRows.get(this.survey);
+      if (!m) choiceRows.set(this.survey, (m = new Map()));
+      m.set(key, rows);
+    }
+    return rows;
   }
 
   defaultOf(item: CompiledItem): AnswerValue | null {
@@ -250,9 +281,9 @@ class Run {
     return item.default;
   }
 
-  ask(item: CompiledItem, error: string | null, prefix: QuestionMessage['prefix'] = null): void {
+  ask(item: CompiledItem, error: string | null, prefix: QuestionMessage['prefix'] = null, rows?: ChoiceRow[]): void {
     const required = this.required(item);
-    const choices = item.choices.length ? this.choicesOf(item).map((c) => ({ key: c.key, label: c.label })) : [];
+    const choices = item.choices.length ? (rows ?? this.choicesOf(item)).map((c) => ({ key: c.key, label: c.label })) : [];
     this.messages.push({
       kind: 'question',
       name: item.name,
@@ -327,14 +358,15 @@ class Run {
         if (text) this.messages.push({ kind: 'note', name: item.name, text, lang: this.lang });
         continue;
       }
-      if (item.choices.length && this.choicesOf(item).length === 0) {
+      const rows = item.choices.length ? this.choicesOf(item) : undefined;
+      if (rows && rows.length === 0) {
         this.events.push({ type: 'skipped', name: item.name, reason: 'no_choices', value: null });
         continue;
       }
       this.state.at = i;
       this.state.attempts = 0;
       this.events.push({ type: 'asked', name: item.name });
-      this.ask(item, null);
+      this.ask(item, null, null, rows);
       return;
     }
     this.complete();
@@ -510,14 +542,19 @@ export function step(survey: CompiledSurvey, state: SessionState, input: EngineI
   const item = survey.items[s.at as number];
   const required = run.required(item);
   const canSkip = !required || item.default !== null;
-  const reask = (err: string) => () => run.ask(item, err);
-  const giveUp = () => {
+  // (Plain functions, not arrow constants: the test runner's transpiler names each arrow it creates.)
+  function reask(err: string) {
+    return function () {
+      run.ask(item, err);
+    };
+  }
+  function giveUp() {
     if (!required) {
       run.events.push({ type: 'skipped', name: item.name, reason: 'attempts', value: null });
       delete s.values[item.name];
       run.advance(item.index + 1);
     } else run.end('attempts');
-  };
+  }
 
   if (stale) {
     run.ask(item, chrome(s.lang, 'err_stale'));

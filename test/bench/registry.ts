@@ -7,7 +7,8 @@ import apiThroughput from './api-throughput.js';
 import segments from './segments.js';
 import contactImport from './import.js';
 import webhooks from './webhooks.js';
+import surveys from './surveys.js';
 import dispatch from './dispatch.js';
 import cashDuplicates from './cash-duplicates.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, dispatch, cashDuplicates];
+export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, surveys, dispatch, cashDuplicates];
