@@ -223,6 +223,8 @@ export class Dispatcher {
   private flushing: Promise<void> = Promise.resolve();
   private maintenanceTimer: NodeJS.Timeout | null = null;
   private lastPurge = 0;
+  private maintaining = false;
+  private lastReport = { at: 0, sent: 0, failed: 0, skipped: 0, requeued: 0 };
   private readonly throttles = new Map<string, number>();
   private readonly alerted = new Map<string, number>();
   private running = false;
@@ -697,8 +699,11 @@ export class Dispatcher {
   // ── claims of dead processes ────────────────────────────────────────────────────────────────
 
   private async maintain(): Promise<void> {
+    if (this.maintaining) return;
+    this.maintaining = true;
     const now = Date.now();
     try {
+      this.report(now);
       if (this.held.size > 0) await renewClaims(this.db.knex, this.claimer, new Date(now));
       const recovered = await recoverStaleClaims(this.db.knex, new Date(now - this.claimTimeoutMs));
       if (recovered > 0) {
@@ -712,7 +717,18 @@ export class Dispatcher {
       }
     } catch (err) {
       this.log.error({ err: describe(err) }, 'dispatcher: claim maintenance failed');
+    } finally {
+      this.maintaining = false;
     }
+  }
+
+  /** A line a minute while there is traffic: counts only. */
+  private report(now: number): void {
+    if (now - this.lastReport.at < 60_000) return;
+    const c = this.counts;
+    const delta = { sent: c.sent - this.lastReport.sent, failed: c.failed - this.lastReport.failed, skipped: c.skipped - this.lastReport.skipped, requeued: c.requeued - this.lastReport.requeued };
+    if (this.lastReport.at > 0 && (delta.sent || delta.failed || delta.skipped || delta.requeued)) this.log.info({ ...delta, seconds: Math.round((now - this.lastReport.at) / 1000) }, 'dispatcher: messages since the last report');
+    this.lastReport = { at: now, sent: c.sent, failed: c.failed, skipped: c.skipped, requeued: c.requeued };
   }
 }
 

@@ -91,7 +91,9 @@ export class RateLimiter {
     const now = this.now();
     const n = this.window.length;
     const k = Math.min(cost, n);
-    const wait = this.window[(this.pos + k - 1) % n] + 1000 - now;
+    // One millisecond of margin: timers fire on whole milliseconds, and a request admitted exactly a
+    // second after another must not land in the same second as seen by anyone with a coarser clock.
+    const wait = this.window[(this.pos + k - 1) % n] + 1001 - now;
     if (wait > 0) return wait;
     for (let i = 0; i < k; i++) {
       this.window[this.pos] = now;

@@ -69,7 +69,6 @@ async function throughput(quick: boolean): Promise<Row[]> {
       if (r.errors) throw new Error(`${r.errors} unexpected answers in the bare loop`);
       return { count: requests, seconds: r.seconds, cpuMicros: c.user + c.system };
     };
-    const timings = { claim: 0, prepare: 0, record: 0, recheck: 0 };
     const dispatchRun = async (people: SeededContact[], broadcastId: number): Promise<Measure> => {
       await db.knex('outbox').delete();
       await insertOutbox(db.knex, people.map((c) => ({ contactId: c.id, broadcastId, content: { type: 'text' as const, text: 'Vacunación gratuita este sábado en el centro de salud' } })));
@@ -80,13 +79,11 @@ async function throughput(quick: boolean): Promise<Row[]> {
       const seconds = (performance.now() - t0) / 1000;
       const c = process.cpuUsage(c0);
       if (counts.sent !== people.length) throw new Error(`the dispatcher sent ${counts.sent} of ${people.length}`);
-      for (const k of Object.keys(timings) as (keyof typeof timings)[]) timings[k] += d.timings[k];
       return { count: people.length, seconds, cpuMicros: c.user + c.system };
     };
     // Warm-up: connections, JIT, SQLite page cache.
     await bareRun(quick ? 200 : 3_000);
     await dispatchRun(contacts.slice(0, quick ? 200 : 2_000), 1);
-    for (const k of Object.keys(timings) as (keyof typeof timings)[]) timings[k] = 0;
     const bare: Measure[] = [];
     const disp: Measure[] = [];
     for (let i = 0; i < rounds; i++) {
@@ -102,8 +99,6 @@ async function throughput(quick: boolean): Promise<Row[]> {
     const cpu = (ms: Measure[]) => ms.reduce((s, m) => s + m.cpuMicros, 0) / ms.reduce((s, m) => s + m.count, 0);
     const dispatched = rate(disp);
     const loop = rate(bare);
-    const total = disp.reduce((s, m) => s + m.count, 0);
-    const per = (ms: number) => Number(((ms * 1000) / total).toFixed(1));
     const kind = db.kind === 'postgresql' ? 'PostgreSQL' : 'SQLite';
     return [
       row(`dispatch throughput (${kind}, zero-latency fake WhatsApp)`, Math.round(dispatched), 'msg/s', { atLeast: 5_000 }),
@@ -111,10 +106,6 @@ async function throughput(quick: boolean): Promise<Row[]> {
       row('dispatch throughput ÷ bare loop', Number((dispatched / loop).toFixed(3)), 'ratio', { atLeast: 0.4 }),
       row('dispatch CPU per message (this process, database threads included)', Math.round(cpu(disp)), 'µs'),
       row('bare loop CPU per request', Math.round(cpu(bare)), 'µs'),
-      row('dispatch wait for claims per message', per(timings.claim), 'µs'),
-      row('dispatch wait for batch preparation per message', per(timings.prepare), 'µs'),
-      row('dispatch wait for the last check per message', per(timings.recheck), 'µs'),
-      row('dispatch wait for recording results per message', per(timings.record), 'µs'),
     ];
   } finally {
     await pool.close();
