@@ -44,7 +44,7 @@ export const NAV: NavItem[] = [
  */
 export const NAV_GROUPS: { label: string; paths: string[] }[] = [
   { label: 'navGroup.overview', paths: ['/dashboard', '/reports', '/simulator', '/'] },
-  { label: 'navGroup.people', paths: ['/contacts', '/lists', '/contact-fields', '/segments', '/imports'] },
+  { label: 'navGroup.people', paths: ['/contacts', '/lists', '/contact-fields', '/segments', '/imports', '/exports'] },
   { label: 'navGroup.messaging', paths: ['/messages', '/faq', '/broadcasts', '/inbox'] },
   { label: 'navGroup.surveys', paths: ['/surveys', '/survey-runs'] },
   { label: 'navGroup.cash', paths: ['/cash'] },
