@@ -253,7 +253,7 @@ function finishedStatus(state: SessionState): SessionStatus | null {
 }
 
 /** Starts a waiting (or new) session: the engine's first step, stored, and its messages queued. */
-async function activate(trx: Knex, session: SessionRow, survey: CompiledSurvey, now: Date, opts: { priority: number; notBefore?: Date | null }): Promise<{ state: SessionState; finished: SessionStatus | null }> {
+async function activate(trx: Knex, session: SessionRow, survey: CompiledSurvey, now: Date, opts: { priority: number; notBefore?: Date | null; purpose?: Purpose }): Promise<{ state: SessionState; finished: SessionStatus | null }> {
   const r = step(survey, initialState(survey, now, session.language), { type: 'start', language: session.askLanguage ? null : session.language, askLanguage: session.askLanguage, params: session.params ?? undefined }, { now });
   const finished = finishedStatus(r.state);
   await trx('survey_sessions')
@@ -271,7 +271,7 @@ async function activate(trx: Knex, session: SessionRow, survey: CompiledSurvey, 
     });
   session.step += 1;
   await saveAnswers(trx, session, survey, r.events, null, now);
-  await deliver(trx, session, render(r.messages, session.medium), { purpose: session.purpose, priority: opts.priority, notBefore: opts.notBefore });
+  await deliver(trx, session, render(r.messages, session.medium), { purpose: opts.purpose ?? session.purpose, priority: opts.priority, notBefore: opts.notBefore });
   return { state: r.state, finished };
 }
 
@@ -302,6 +302,11 @@ export interface StartSessionInput {
   maxReminders?: number;
   /** Outbox priority of the first question (default: surveys). */
   priority?: number;
+  /**
+   * The outbox purpose of the first messages, when they answer the person (a keyword, a complaint
+   * they are making): 'reply' needs no consent at send time. Default: `purpose`.
+   */
+  firstPurpose?: Purpose;
   /** Pin this stored version (runs); default the catalog's current one. */
   versionId?: number;
   now?: Date;
@@ -370,7 +375,7 @@ export async function startSession(knex: Knex, input: StartSessionInput): Promis
     const sessionId = toInt(typeof ins === 'object' ? (ins as { id: unknown }).id : ins);
     if (busy) return { sessionId, status: 'waiting' as const, finished: null };
     const session = readSession(await trx('survey_sessions').where('id', sessionId).first());
-    const { finished } = await activate(trx, session, survey, now, { priority: input.priority ?? PRIORITY.survey });
+    const { finished } = await activate(trx, session, survey, now, { priority: input.priority ?? PRIORITY.survey, purpose: input.firstPurpose });
     return { sessionId, status: (finished ?? 'active') as StartedSession['status'], finished };
   });
   if (result.finished && input.services) await afterFinish(input.services, result.sessionId);
@@ -486,6 +491,7 @@ async function keywordStart(ctx: InboundContext): Promise<string | null> {
     reminderHours: run.reminder_hours === null ? null : toInt(run.reminder_hours),
     maxReminders: toInt(run.max_reminders),
     priority: PRIORITY.reply,
+    firstPurpose: 'reply', // the answer to their keyword: no consent needed to send it
     services: ctx.services,
   });
   return 'survey-start';

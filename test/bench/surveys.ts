@@ -32,10 +32,11 @@ const ANSWERS = [
   'Dicen que cierran la frontera', '3', '5', '30 años', 'mujer', '1', '2', '3', '1', '1', 'no puede hacerlo', 'venezolana', 'Lima y Callao',
 ];
 
-function conversations(survey: CompiledSurvey, steps: number, withRender: boolean): { steps: number; ms: number } {
+function conversations(survey: CompiledSurvey, steps: number, withRender: boolean): { steps: number; ms: number; cpuMs: number } {
   const now = new Date();
   let done = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   while (done < steps) {
     let r = step(survey, initialState(survey, now, 'es'), { type: 'start', language: 'es' }, { now });
     done++;
@@ -46,7 +47,8 @@ function conversations(survey: CompiledSurvey, steps: number, withRender: boolea
     }
     if (r.state.status !== 'completed') throw new Error(`the scripted conversation did not complete (${r.state.status})`);
   }
-  return { steps: done, ms: performance.now() - t0 };
+  const cpu = process.cpuUsage(c0);
+  return { steps: done, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 async function generate(knex: Knex, n: number, listId: number): Promise<void> {
@@ -82,18 +84,23 @@ const benchmark: Benchmark = {
     // ------------------------------------------------------------------------- the engine
     const target = quick ? 5_000 : 300_000;
     conversations(survey, 2_000, true); // warm up
+    // The engine is single-threaded CPU work: its throughput is steps per CPU-second of this process,
+    // which a machine shared with other work does not distort; the wall-clock rate is shown beside it.
     let best = 0;
+    let bestWall = 0;
     for (let i = 0; i < 3; i++) {
       const r = conversations(survey, target, false);
-      best = Math.max(best, r.steps / (r.ms / 1000));
+      best = Math.max(best, r.steps / (r.cpuMs / 1000));
+      bestWall = Math.max(bestWall, r.steps / (r.ms / 1000));
     }
-    rows.push(row('surveys: engine steps per second (needs assessment, whole conversations)', Math.round(best), 'steps/s', { atLeast: 50_000 }));
+    rows.push(row('surveys: engine steps per CPU-second (needs assessment, whole conversations)', Math.round(best), 'steps/s', { atLeast: 50_000 }));
+    rows.push(row('surveys: engine steps per second, wall clock', Math.round(bestWall), 'steps/s'));
     let bestRendered = 0;
     for (let i = 0; i < 3; i++) {
       const r = conversations(survey, Math.round(target / 3), true);
-      bestRendered = Math.max(bestRendered, r.steps / (r.ms / 1000));
+      bestRendered = Math.max(bestRendered, r.steps / (r.cpuMs / 1000));
     }
-    rows.push(row('surveys: engine steps per second, each reply rendered for SMS or WhatsApp', Math.round(bestRendered), 'steps/s'));
+    rows.push(row('surveys: engine steps per CPU-second, each reply rendered for SMS or WhatsApp', Math.round(bestRendered), 'steps/s'));
 
     // -------------------------------------------------------------------------- a run
     const n = quick ? 2_000 : 100_000;

@@ -114,6 +114,8 @@ describe('reminders and expiry', () => {
     const start = await say(s, c, 'OPINIÓN');
     expect(start.route).toBe('survey-start');
     expect(textOf(start.out[0].content)).toContain('Responder es voluntario');
+    // It answers their keyword: a reply, which needs no prior consent to be sent.
+    expect(start.out[0]).toMatchObject({ purpose: 'reply', priority: 1 });
     await say(s, c, '1');
     await say(s, c, '3');
     await runSurveyTimers(s, new Date(Date.now() + 7 * H));
