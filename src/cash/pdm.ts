@@ -27,7 +27,8 @@ import { openComplaint } from '../complaints/service.js';
 import { keepPrivate } from '../complaints/service.js';
 import { slaFromConfig } from '../complaints/model.js';
 import { configureSurveys, pickAddress, startSession } from '../surveys/sessions.js';
-import type { FinishedSession } from '../surveys/hooks.js';
+import { onFinish, type FinishedSession } from '../surveys/hooks.js';
+import { currentSurvey } from '../surveys/versions.js';
 import type { AnswerValue } from '../surveys/engine.js';
 import { chunk } from './files.js';
 import { PDM_SURVEY } from './model.js';
@@ -162,6 +163,9 @@ const SKIP_REASONS: Record<string, string> = { contact_inactive: 'inactive', no_
 /** Starts the sessions of a distribution's selected recipients. Returns how many were sent and skipped. */
 async function startSessions(services: RouterServices, d: DistRow, now: Date): Promise<{ sent: number; skipped: number }> {
   const { knex } = services.db;
+  // The survey must be in the catalog: when it is not (refused file), fail and retry tomorrow, skipping nobody.
+  // Every recipient of a distribution gets the same version, so that their answers compare.
+  const { versionId } = await currentSurvey(knex, PDM_SURVEY);
   let sent = 0;
   let skipped = 0;
   for (;;) {
@@ -175,6 +179,7 @@ async function startSessions(services: RouterServices, d: DistRow, now: Date): P
         const address = await pickAddress(knex, contactId);
         const s = await startSession(knex, {
           surveyKey: PDM_SURVEY,
+          versionId,
           contactId,
           addressId: address.addressId,
           medium: address.medium,
@@ -346,7 +351,8 @@ export async function recordPdmAnswers(s: FinishedSession, services: RouterServi
     try {
       await knex.transaction(fn);
     } catch (err) {
-      services.log.error({ pdm: toInt(row.id), case: label, error: (err as Error).name, message: (err as Error).message.slice(0, 200) }, 'cash PDM: a case could not be opened');
+      // Name and code only: a database error's message can carry the values it was given.
+      services.log.error({ pdm: toInt(row.id), case: label, error: (err as Error).name, code: (err as { code?: unknown }).code ?? null }, 'cash PDM: a case could not be opened');
     }
   };
 
@@ -414,3 +420,6 @@ export async function pdmProgress(knex: Knex, distributionId: number): Promise<R
   for (const r of rows) out[String(r.status)] = toInt(r.n);
   return out;
 }
+
+// Registered once per process, wherever this module is loaded (see hooks.ts).
+onFinish(PDM_SURVEY, recordPdmAnswers);
