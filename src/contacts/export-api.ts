@@ -83,7 +83,11 @@ export function exportsConsole(renderer: Renderer): Router<AppState> {
     try {
       ctx.body = send(ctx, await exportContacts(ctx.services.db, ctx.state.actor!, request(parsed.data)));
     } catch (e) {
-      if (e instanceof HttpError && e.status === 400) return page(ctx, { errors: e.details ?? { request: e.message } }, 400);
+      if (e instanceof HttpError && e.status === 400) {
+        // Only the messages: a segment error's details also carry its position as an object.
+        const errors = Object.fromEntries(Object.entries(e.details ?? { request: e.message }).filter(([, v]) => typeof v === 'string'));
+        return page(ctx, { errors }, 400);
+      }
       throw e;
     }
   }));
