@@ -32,3 +32,30 @@ export function maskPhone(value: string): string {
   if (digits.length <= 4) return '****';
   return digits.slice(0, 3) + '*'.repeat(Math.max(0, digits.length - 5)) + digits.slice(-2);
 }
+
+/**
+ * An error as it may be logged: its kind, code, the first line of its message with quoted values,
+ * e-mail addresses and digit runs blanked, and its stack frames. Database drivers put bound values
+ * (numbers, message text) into their messages; this keeps them out of the logs.
+ */
+export function errorForLog(err: unknown): { type: string; code?: string | number; message?: string; stack?: string } {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown } | null;
+  const out: { type: string; code?: string | number; message?: string; stack?: string } = {
+    type: typeof e?.name === 'string' ? e.name : typeof err,
+  };
+  if (typeof e?.code === 'string' || typeof e?.code === 'number') out.code = e.code;
+  if (typeof e?.message === 'string' && e.message) out.message = scrubMessage(e.message);
+  if (typeof e?.stack === 'string') out.stack = e.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 12).join('\n');
+  return out;
+}
+
+export function scrubMessage(message: string): string {
+  return message
+    .replace(/'(?:[^'\\]|\\.|'')*'/g, "'…'")
+    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+    .replace(/\(([^()]*)\)=\(([^()]*)\)/g, '($1)=(…)')
+    .replace(/[^\s@'"()]+@[^\s@'"()]+\.[A-Za-z]{2,}/g, '…@…')
+    .replace(/\+?\d[\d\s-]{3,}\d/g, '#')
+    .split('\n')[0]
+    .slice(0, 300);
+}

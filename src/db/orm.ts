@@ -59,6 +59,8 @@ export function ormOptions(setting: DatabaseSetting, opts: { poolSize?: number; 
     allowGlobalContext: false,
     forceUtcTimezone: true,
     ensureDatabase: false,
+    // Knex would otherwise put bound values (numbers, message text) into error messages, which reach logs.
+    driverOptions: { compileSqlOnError: false },
   };
   if (setting.kind === 'sqlite') {
     const file = setting.file === ':memory:' ? ':memory:' : resolve(setting.file);

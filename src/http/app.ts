@@ -17,6 +17,7 @@ import { modules } from './modules.js';
 import { Renderer } from '../console/render.js';
 import { render as renderPage } from '../console/page.js';
 import { ping } from '../db/orm.js';
+import { errorForLog } from '../log.js';
 import { ROOT, TEMPLATES } from '../paths.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -55,7 +56,7 @@ export function createApp(services: Services): BuiltApp {
       await next();
     } catch (err) {
       const { status, body, expected } = toEnvelope(err, ctx.state.requestId);
-      if (!expected) log.error({ err, requestId: ctx.state.requestId }, 'request failed');
+      if (!expected) log.error({ error: errorForLog(err), requestId: ctx.state.requestId }, 'request failed');
       const wantsHtml = !ctx.path.startsWith(API_PREFIX) && !ctx.path.startsWith('/webhooks') && ctx.accepts('json', 'html') === 'html';
       if (wantsHtml) {
         renderPage(ctx, renderer, 'error', { title: `error.title.${status}`, heading: `error.title.${status}`, message: body.error.message, requestId: ctx.state.requestId }, status);

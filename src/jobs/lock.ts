@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Database, Knex } from '../db/orm.js';
-import type { Logger } from '../log.js';
+import { scrubMessage, type Logger } from '../log.js';
 
 export type JobStatus = 'running' | 'ok' | 'failed' | 'skipped';
 
@@ -169,18 +169,10 @@ export function describeError(err: unknown): JobDetail {
   const name = typeof e?.name === 'string' ? e.name : typeof err;
   const out: JobDetail = { error: name };
   if (typeof e?.code === 'string' || typeof e?.code === 'number') out.code = e.code;
-  if (typeof e?.message === 'string' && e.message) out.message = scrub(e.message);
+  if (typeof e?.message === 'string' && e.message) out.message = scrubMessage(e.message);
   return out;
 }
 
-function scrub(message: string): string {
-  return message
-    .replace(/'(?:[^'\\]|\\.|'')*'/g, "'…'")
-    .replace(/[^\s@'"()]+@[^\s@'"()]+\.[A-Za-z]{2,}/g, '…@…')
-    .replace(/\+?\d[\d\s-]{3,}\d/g, '#')
-    .split('\n')[0]
-    .slice(0, 300);
-}
 
 /**
  * Keeps job_runs from growing without end: deletes runs that started more than `keepDays` ago, and

@@ -66,3 +66,23 @@ describe('logs', () => {
     expect(maskPhone('+51987654321')).toBe('+51*******21');
   });
 });
+
+describe('database errors in logs', () => {
+  it('carry neither the bound values nor the offending row', async () => {
+    const { errorForLog } = await import('../../src/log.js');
+    const now = new Date();
+    const [c] = await t.db.knex('contacts').insert({ status: 'active', created_at: now, updated_at: now }).returning('id');
+    const contactId = typeof c === 'object' ? c.id : c;
+    const row = { contact_id: contactId, channel: 'sms', kind: 'phone', address: '+51987650001', created_at: now };
+    await t.db.knex('contact_addresses').insert(row);
+    let caught: unknown;
+    try {
+      await t.db.knex('contact_addresses').insert(row);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeDefined();
+    expect(JSON.stringify(errorForLog(caught))).not.toContain('987650001');
+    expect(String((caught as Error).message)).not.toContain('987650001');
+  });
+});
