@@ -30,7 +30,7 @@ export class Migration20261122000200_contacts extends SchemaMigration {
           t.integer('contact_id').notNullable().references('id').inTable('contacts').onDelete('CASCADE');
           t.string('channel', 16).notNullable(); // whatsapp | sms
           t.string('kind', 16).notNullable().defaultTo('phone'); // phone (E.164) | wa_user (Meta user_id without phone)
-          t.string('address', 64).notNullable(); // "+51987654321" or "US.1349..."
+          t.string('address', 200).notNullable(); // "+51987654321", or a Meta business-scoped user id (up to ~131 chars)
           t.boolean('opted_out').notNullable().defaultTo(false); // provider-level opt-out on this channel
           t.datetime('last_inbound_at', { useTz: true }).nullable(); // opens WhatsApp's 24-hour window
           t.datetime('created_at', { useTz: true }).notNullable();
