@@ -426,6 +426,9 @@ interface CheckState {
 
 export const BATCH = 5000;
 
+/** PostgreSQL advisory lock key held by a committing import (an arbitrary constant of this module). */
+const IMPORT_LOCK = 730_330_101;
+
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -808,7 +811,9 @@ export async function runImport(services: { db: Database; config: Pick<Config, '
   let committed: ImportReport | null = null;
   try {
     await db.knex.transaction(async (trx) => {
-      // The import's own row first: on SQLite it takes the write lock for the whole import.
+      // One import at a time: two imports of the same new number must not both create a contact.
+      // (On SQLite the import's own row, written first, takes the database's write lock.)
+      if (dialectOf(trx) === 'postgresql') await trx.raw('select pg_advisory_xact_lock(?)', [IMPORT_LOCK]);
       const importId = await record(trx, 'committed', { total: 0, valid: 0, bad: 0, new: 0, merged: 0, imported: 0, skipped: 0 });
       const ref = ` by ${staffRef(actor)}`;
       const w: WriteContext = { trx, list, media, now, evidenceRef: `import:${importId} ${opts.fileName}`.slice(0, 200 - ref.length) + ref, staffUserId };
