@@ -23,8 +23,8 @@ const TEST_NUMBER = '+51 999 000 001';
 
 async function signIn(email: string, password: string): Promise<void> {
   await page.goto(`${server.url}/login`);
-  await page.getByLabel(/e-?mail/i).fill(email);
-  await page.getByLabel(/password|contraseña/i).fill(password);
+  await page.locator('#email').fill(email);
+  await page.locator('#password').fill(password);
   await page.locator('main form button[type=submit]').click();
   await page.waitForURL((u) => !u.pathname.startsWith('/login'));
 }
@@ -301,6 +301,57 @@ describe('the staff console in a browser', () => {
     await expect.poll(() => page.locator('h1').innerText()).toMatch(/Informe semanal/);
     expect(await page.locator('html').getAttribute('lang')).toBe('es');
     await shot(page, '29-weekly-report-es');
+  });
+
+  /** Form controls a person cannot know the purpose of: no label, no aria-label(ledby). */
+  const UNLABELLED = `[...document.querySelectorAll('input, select, textarea')]
+    .filter((el) => !['hidden', 'submit', 'button', 'reset'].includes(el.type))
+    .filter((el) => !(el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.closest('label') || (el.id && document.querySelector('label[for="' + CSS.escape(el.id) + '"]'))))
+    .map((el) => el.outerHTML.slice(0, 140))`;
+
+  it('every page of the menu opens for an admin, with one heading, labelled form controls and a skip link', async () => {
+    await signOut();
+    await signIn(server.admin.email, server.admin.password);
+    const links = await page.locator('nav.side a').evaluateAll((as) => as.map((a) => (a as unknown as { getAttribute(n: string): string }).getAttribute('href')));
+    expect(links.length).toBeGreaterThan(15);
+    const issues: string[] = [];
+    for (const href of links) {
+      const res = await page.goto(`${server.url}${href}`);
+      if (res!.status() !== 200) issues.push(`${href}: status ${res!.status()}`);
+      const h1 = await page.locator('main h1').count();
+      if (h1 !== 1) issues.push(`${href}: ${h1} h1`);
+      for (const c of (await page.evaluate(UNLABELLED)) as string[]) issues.push(`${href}: unlabelled ${c}`);
+      await shot(page, `30-page${href.replaceAll('/', '-')}`);
+    }
+    // Keyboard: the first Tab reaches the skip link, which leads to the page's content.
+    await page.goto(`${server.url}/dashboard`);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.className')).toBe('skip');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate('document.activeElement.id')).toBe('main');
+    expect(issues).toEqual([]);
+  });
+
+  it("shows a viewer nothing personal on any page the viewer's menu offers", async () => {
+    await signOut();
+    await signIn('viewer@example.org', 'correct horse battery staple');
+    const links = await page.locator('nav.side a').evaluateAll((as) => as.map((a) => (a as unknown as { getAttribute(n: string): string }).getAttribute('href')));
+    const pages = [...links];
+    // And the pages those link to: a list, a broadcast, the weekly report's downloads.
+    await page.goto(`${server.url}/lists`);
+    pages.push(...(await page.locator('main a[href^="/lists/"]').evaluateAll((as) => as.map((a) => (a as unknown as { getAttribute(n: string): string }).getAttribute('href')))));
+    await page.goto(`${server.url}/broadcasts`);
+    pages.push(...(await page.locator('main a[href^="/broadcasts/"]').evaluateAll((as) => as.map((a) => (a as unknown as { getAttribute(n: string): string }).getAttribute('href')))));
+    const leaks: string[] = [];
+    for (const href of new Set(pages)) {
+      const res = await page.goto(`${server.url}${href}`);
+      const text = await page.locator('body').innerText();
+      for (const secret of ['999000001', '999 000 001', 'volunteer asked', 'distribution point was closed', 'Edith Editor']) {
+        if (text.includes(secret)) leaks.push(`${href} (${res!.status()}): ${secret}`);
+      }
+    }
+    expect(pages.length).toBeGreaterThan(3);
+    expect(leaks).toEqual([]);
   });
 
   it('raised no script error and no failed request in any page', () => {
