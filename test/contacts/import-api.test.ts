@@ -67,9 +67,9 @@ describe('POST /api/v1/imports', () => {
     const channels = await t.db.knex('contact_addresses').where('address', '+51987660001').pluck('channel');
     expect(channels).toEqual(['sms']);
 
-    const list = await fetch(`${t.url}/api/v1/imports`, { headers: { authorization: `Bearer ${tokens.admin}` } }).then((x) => x.json());
+    const list = (await fetch(`${t.url}/api/v1/imports`, { headers: { authorization: `Bearer ${tokens.admin}` } }).then((x) => x.json())) as { data: Record<string, unknown>[] };
     expect(list.data[0]).toMatchObject({ id: done.body.data.importId, status: 'committed', listKey: 'news', rowsImported: 2, rowsBad: 1 });
-    const one = await fetch(`${t.url}/api/v1/imports/${done.body.data.importId}`, { headers: { authorization: `Bearer ${tokens.admin}` } }).then((x) => x.json());
+    const one = (await fetch(`${t.url}/api/v1/imports/${done.body.data.importId}`, { headers: { authorization: `Bearer ${tokens.admin}` } }).then((x) => x.json())) as { data: { evidence: string } };
     expect(one.data.evidence).toBe(EVIDENCE);
   });
 
