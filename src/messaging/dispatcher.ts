@@ -41,7 +41,8 @@
  * DISPATCH_CLAIM_TIMEOUT_SECONDS belonged to a dead process: it is queued again and marked
  * `possible_duplicate` (checked at start-up and then periodically). Only rows claimed and not yet
  * recorded can be sent twice — at most the rows this process holds at once (about two seconds of
- * sending at the channels' rates, at least DISPATCH_CONCURRENCY, at most two batches).
+ * sending at the channels' rates; at least DISPATCH_CONCURRENCY, at most two batches and
+ * DISPATCH_CONCURRENCY more: `maxHeld`).
  *
  * Stopping (`stop()`): no new claims; rows not yet sent are given back untouched; requests already
  * sent to a provider finish and are recorded.
@@ -216,6 +217,7 @@ export class Dispatcher {
   /** Contacts a worker is sending to, with their next tasks. */
   private readonly busy = new Map<number, Task[]>();
   private readonly lowWater: number;
+  private readonly minClaim: number;
   private results: RowResult[] = [];
   private lastEarly = 0;
   private toRelease: number[] = [];
@@ -265,7 +267,8 @@ export class Dispatcher {
     }
     // Hold about two seconds of sending: enough to keep every request slot busy, little enough that a
     // reply claimed now overtakes a broadcast soon, and that a crash can double only this many.
-    this.target = Math.max(this.concurrency + this.batchSize, Math.min(2 * this.batchSize + this.concurrency, Math.ceil(rateSum * 2) || Infinity));
+    this.target = Math.max(this.concurrency, Math.min(2 * this.batchSize + this.concurrency, Math.ceil(rateSum * 2) || Infinity));
+    this.minClaim = Math.max(1, Math.min(this.batchSize, this.concurrency, Math.ceil(this.target / 4)));
     this.pair = opts.pairRate === false ? null : new PairLimiter(opts.pairRate ?? { burst: 10, intervalMs: 6_000 });
     this.recheck = new Recheck(this.db, this.timings);
     this.lowWater = this.batchSize - 1;
@@ -351,7 +354,7 @@ export class Dispatcher {
     while (!this.stopping) {
       // Keep a batch in reserve, so that the workers never wait for a claim and its preparation.
       const room = this.target - this.held.size;
-      if (room < Math.min(this.batchSize, this.concurrency) || this.ready.length >= this.batchSize) {
+      if (room < this.minClaim || this.ready.length >= this.batchSize) {
         await this.sleep(50);
         continue;
       }
@@ -542,7 +545,7 @@ export class Dispatcher {
     }
     if (limiter && task.cost > 0) {
       try {
-        await limiter.acquire(task.cost);
+        await limiter.acquire(task.cost, row.priority);
       } catch (err) {
         if (err instanceof RateLimitClosedError) {
           this.toRelease.push(row.id);

@@ -39,6 +39,7 @@ export class RateLimitClosedError extends Error {
 
 interface Waiter {
   cost: number;
+  priority: number;
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -111,12 +112,24 @@ export class RateLimiter {
     return true;
   }
 
-  /** Resolves when `cost` tokens have been taken; rejects with RateLimitClosedError after close(). */
-  acquire(cost = 1): Promise<void> {
+  /**
+   * Resolves when `cost` tokens have been taken; rejects with RateLimitClosedError after close().
+   * Waiters are served by `priority` (lower first), then first come, first served.
+   */
+  acquire(cost = 1, priority = 0): Promise<void> {
     if (this.closed) return Promise.reject(new RateLimitClosedError());
     if (this.tryTake(cost)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ cost, resolve, reject });
+      // In order of priority (lower first), then of arrival: a reply overtakes a waiting broadcast.
+      const w: Waiter = { cost, priority, resolve, reject };
+      let i = this.queue.length;
+      while (i > this.head && this.queue[i - 1].priority > priority) i--;
+      if (i === this.queue.length) this.queue.push(w);
+      else this.queue.splice(i, 0, w);
+      if (i === this.head && this.timer) {
+        clearTimeout(this.timer);
+        this.timer = null;
+      }
       if (!this.timer) this.schedule();
     });
   }

@@ -86,6 +86,17 @@ describe('RateLimiter', () => {
     expect(l.tryTake()).toBe(true);
   });
 
+  it('a waiter with a lower priority number (a reply) overtakes those waiting with a higher one (a broadcast)', async () => {
+    const l = new RateLimiter({ ratePerSecond: 10, burst: 1, now: () => Date.now() });
+    const order: string[] = [];
+    const all = ['b1', 'b2', 'b3', 'b4'].map((n) => l.acquire(1, 3).then(() => order.push(n)));
+    all.push(l.acquire(1, 1).then(() => order.push('reply')));
+    all.push(l.acquire(1, 2).then(() => order.push('survey')));
+    await vi.advanceTimersByTimeAsync(2_000);
+    await Promise.all(all);
+    expect(order).toEqual(['b1', 'reply', 'survey', 'b2', 'b3', 'b4']);
+  });
+
   it('pause holds every sender, then resumes at the rate', async () => {
     const l = new RateLimiter({ ratePerSecond: 100, now: () => Date.now() });
     const start = Date.now();

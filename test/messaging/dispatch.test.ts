@@ -11,7 +11,7 @@ import { Dispatcher, registerBroadcastRenderer, unregisterBroadcastRenderer, typ
 import { createLogger } from '../../src/log.js';
 import { openTestDatabase } from '../helpers/db.js';
 import { startFakeProvider, twilioError, whatsappError, type FakeProvider } from '../helpers/fake-provider.js';
-import { insertOutbox, outboxRow, seedContacts } from './dispatch-fixtures.js';
+import { insertOutbox, outboxRow, seedContacts, until } from './dispatch-fixtures.js';
 import type { Database } from '../../src/db/orm.js';
 import type { Config } from '../../src/config.js';
 
@@ -105,6 +105,24 @@ describe('dispatcher: what it sends and records', () => {
     expect(fake.requests.map((r) => (r.body as { text: { body: string } }).text.body)).toEqual(['reply', 'survey 1', 'survey 2', 'broadcast']);
     expect((await db.knex('outbox').whereIn('id', ids)).every((r: { status: string }) => r.status === 'sent')).toBe(true);
   });
+
+  it('a reply queued during a slow broadcast goes out before the rest of the broadcast', async () => {
+    const people = await seed(40);
+    const [asker] = await seed(1);
+    await insertOutbox(db.knex, people.map((c) => ({ contactId: c.id, broadcastId: 8, content: { type: 'text' as const, text: 'broadcast' } })));
+    const d = dispatcher({ rates: { whatsapp: 10 } });
+    d.start();
+    try {
+      await until(async () => fake.acceptedTotal >= 3, 10_000, 'the broadcast to start');
+      await insertOutbox(db.knex, [{ contactId: asker.id, purpose: 'reply', content: { type: 'text', text: 'reply' } }]);
+      d.wake();
+      await until(async () => fake.accepted(asker.phone) === 1, 10_000, 'the reply');
+      // 40 messages at 10/s take four seconds; the reply did not wait for them.
+      expect(fake.acceptedTotal).toBeLessThan(30);
+    } finally {
+      await d.stop();
+    }
+  }, 30_000);
 
   it('keeps the messages to one contact in order even with many requests in flight', async () => {
     const [a] = await seed(1);
