@@ -14,7 +14,7 @@ import { toBool, toDate, toDateOrNull, toInt } from '../db/values.js';
 import { HttpError, notFound } from '../http/errors.js';
 import { audit, type Actor } from '../staff/audit.js';
 import {
-  cellText, chunk, importInvalid, insertedId, isBlank, MAX_REPORTED, MAX_ROWS, openFile, parseAmount, parseDay, phoneOf, resolveColumns, short,
+  cellText, chunk, importInvalid, insertedId, isBlank, MAX_REPORTED, MAX_ROWS, openFile, parseAmount, parseDay, phoneReader, resolveColumns, short,
   type Cell, type Column, type ImportFormat, type RowError,
 } from './files.js';
 import { getList } from './lists.js';
@@ -347,6 +347,7 @@ export async function importTransfers(services: { db: Database; config: Pick<Con
   }
 
   const keyCol = cols[key]!;
+  const phoneOf = phoneReader(services.config.DEFAULT_COUNTRY);
   const errors: RowError[] = [];
   const bad = new Set<number>();
   const good: TransferRow[] = [];
@@ -368,7 +369,7 @@ export async function importTransfers(services: { db: Database; config: Pick<Con
       else {
         let k: string | null = null;
         if (key === 'phone') {
-          const p = phoneOf(rawKey, services.config.DEFAULT_COUNTRY);
+          const p = phoneOf(rawKey);
           if (p.ok) k = p.e164;
           else fail(row, keyCol, rawKey, p.reason);
         } else k = householdKey(cellText(rawKey));

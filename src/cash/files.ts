@@ -4,7 +4,7 @@
  * numbers (the contacts domain's normalisation) and per-row errors (row, column, reason).
  */
 import { HttpError } from '../http/errors.js';
-import { normalisePhone } from '../contacts/addresses.js';
+import { phoneNormaliser } from '../contacts/import.js';
 import { detectFormat, FileError, readSource, type Cell, type ImportFormat, type Source } from '../contacts/import-read.js';
 
 export { FileError, type Cell, type ImportFormat };
@@ -126,15 +126,18 @@ export function parseMappingText(text: string): Record<string, string> {
   return out;
 }
 
-/** A phone number as E.164, or why not: spreadsheets drop the "+", so 51987654321 is tried as +51 987 654 321 too. */
-export function phoneOf(raw: Cell, defaultCountry: string): { ok: true; e164: string } | { ok: false; reason: string } {
-  const text = typeof raw === 'number' ? (Number.isInteger(raw) ? String(raw) : raw.toFixed(0)) : cellText(raw);
-  let p = normalisePhone(text, defaultCountry);
-  if (!p.ok && /^\d{10,15}$/.test(text)) {
-    const intl = normalisePhone('+' + text, defaultCountry);
-    if (intl.ok) p = intl;
-  }
-  return p.ok ? p : { ok: false, reason: `invalid phone number: ${p.reason}` };
+/**
+ * Phone numbers of one file as E.164, or why not: the contacts import's normaliser (libphonenumber,
+ * with a per-file cache of number prefixes; spreadsheets drop the "+", so 51987654321 is tried as
+ * +51 987 654 321 too). Make one per file.
+ */
+export function phoneReader(defaultCountry: string): (raw: Cell) => { ok: true; e164: string } | { ok: false; reason: string } {
+  const normalise = phoneNormaliser(defaultCountry);
+  return (raw) => {
+    const text = typeof raw === 'number' ? (Number.isInteger(raw) ? String(raw) : raw.toFixed(0)) : cellText(raw);
+    const p = normalise(text);
+    return p.ok ? p : { ok: false, reason: `invalid phone number: ${p.reason}` };
+  };
 }
 
 /** A file's rows, read as a stream of batches. Refuses files that are too large or unreadable (400). */

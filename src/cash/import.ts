@@ -24,7 +24,7 @@ import { LEGAL_BASES, recordConsent } from '../contacts/consent.js';
 import { audit, type Actor } from '../staff/audit.js';
 import { findExistingMatches, findFileDuplicates, recordDuplicates, type MatchKind } from './duplicates.js';
 import {
-  cellText, chunk, importInvalid, insertedId, isBlank, MAX_REPORTED, MAX_ROWS, openFile, phoneOf, resolveColumns, short,
+  cellText, chunk, importInvalid, insertedId, isBlank, MAX_REPORTED, MAX_ROWS, openFile, phoneReader, resolveColumns, short,
   type Cell, type Column, type ImportFormat, type RowError,
 } from './files.js';
 import { getList } from './lists.js';
@@ -124,6 +124,7 @@ interface GoodRow {
 }
 
 function rowChecker(cols: Partial<Record<Target, Column>>, defaultCountry: string) {
+  const phoneOf = phoneReader(defaultCountry);
   const text = (cells: Cell[], c: Column | undefined) => (c ? cellText(cells[c.index] ?? null) : '');
   return (row: number, cells: Cell[]): { ok: true; row: GoodRow } | { ok: false; errors: RowError[] } => {
     const errors: RowError[] = [];
@@ -142,7 +143,7 @@ function rowChecker(cols: Partial<Record<Target, Column>>, defaultCountry: strin
     if (cols.phone) {
       const raw = cells[cols.phone.index] ?? null;
       if (!isBlank(raw)) {
-        const p = phoneOf(raw, defaultCountry);
+        const p = phoneOf(raw);
         if (p.ok) phone = p.e164;
         else fail(cols.phone, raw, p.reason);
       }
