@@ -20,10 +20,12 @@
  *     erased contact gets nothing.
  * The STOP race: a row claimed before a STOP is stored and sent after it. The last check runs after
  * the rate limiter's wait, immediately before the provider request (batched: one query for the
- * requests leaving in the same turn of the event loop), so a STOP stored before that check stops the
- * message. What remains is a request that passed the check before the STOP was stored: it is on
- * its way to the provider (one round trip, about a millisecond on loopback, or the provider's answer
- * time) when the STOP lands, and it was sent before the STOP, not after.
+ * requests that reach it within a few milliseconds of each other; checked again if the one-second
+ * rate window then made the request wait), so a STOP stored before that check stops the message.
+ * What remains is a request that passed the check before the STOP was stored: it is already on its
+ * way to the provider (a millisecond on loopback) when the STOP lands — sent before the STOP, not
+ * after. Closing even that would need the STOP to wait for requests in flight (a row lock held
+ * across the HTTP call), which would stall inbound webhooks behind provider latency.
  *
  * Errors (as the adapters classify them, src/channels/types.ts):
  *   throttled      the channel pauses (Retry-After, else 1 s doubling to 60 s while it lasts); the row
@@ -554,15 +556,16 @@ export class Dispatcher {
         throw err;
       }
     }
-    const why = await this.recheck.check(row);
-    if (why === 'retry') return this.requeue(row, Date.now() + 1_000);
-    if (why) {
-      this.finish({ id: row.id, status: 'skipped', attempts: row.attempts, errorCode: why, statusAt: new Date() });
-      return;
-    }
+    // The last check, then the hard bound on the rate (never more than the rate in any second,
+    // counted when requests leave); if that bound made us wait, check once more.
+    if (!(await this.lastCheck(row))) return;
     if (limiter && task.cost > 0) {
-      // The hard bound: never more than the rate in any second, counted when requests leave.
-      for (let wait = limiter.admit(task.cost); wait > 0; wait = limiter.admit(task.cost)) await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+      let waited = 0;
+      for (let wait = limiter.admit(task.cost); wait > 0; wait = limiter.admit(task.cost)) {
+        await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+        waited += wait;
+      }
+      if (waited >= RECHECK_GATHER_MS && !(await this.lastCheck(row))) return;
     }
     let res: SendResult;
     try {
@@ -637,6 +640,15 @@ export class Dispatcher {
         this.finish({ ...base, status: 'failed', attempts });
       }
     }
+  }
+
+  /** True when the row may leave now; otherwise records why not (skipped) or queues it again. */
+  private async lastCheck(row: ClaimedRow): Promise<boolean> {
+    const why = await this.recheck.check(row);
+    if (why === null) return true;
+    if (why === 'retry') this.requeue(row, Date.now() + 1_000);
+    else this.finish({ id: row.id, status: 'skipped', attempts: row.attempts, errorCode: why, statusAt: new Date() });
+    return false;
   }
 
   private requeue(row: ClaimedRow, notBefore: number): void {
