@@ -8,7 +8,8 @@
  *  - erasure: the person's beneficiary records lose the link to them, their name, number and
  *    household id, vulnerability criteria and the free answers; admin areas, statuses, amounts and
  *    the PDM indicators stay, for anonymous figures;
- *  - subject access: their beneficiary records, transfers and PDM answers (nothing when none).
+ *  - subject access: their beneficiary records, transfers and PDM answers (nothing when none) — but not
+ *    whether they said they were asked to pay: that is a sensitive case's matter, for focal points only.
  */
 import type { Knex } from '../db/orm.js';
 import { toDateOrNull, toInt } from '../db/values.js';
@@ -41,7 +42,7 @@ export async function cashSubjectAccess(knex: Knex, contactId: number): Promise<
         .select('t.beneficiary_id', 'd.name as distribution', 'd.date', 't.amount', 'd.currency', 'd.modality', 't.status', 't.paid_on')
     : [];
   const pdm = await knex('cash_pdm as p').join('cash_distributions as d', 'd.id', 'p.distribution_id').where('p.contact_id', contactId).orderBy('p.id')
-    .select('d.name as distribution', 'p.status', 'p.finished_at', 'p.received', 'p.amount_told', 'p.on_time', 'p.problems', 'p.asked_to_pay', 'p.felt_safe', 'p.respected', 'p.spending', 'p.needs_met', 'p.household_size', 'p.rcsi', 'p.knows_complaint', 'p.satisfaction', 'p.preferred_modality');
+    .select('d.name as distribution', 'p.status', 'p.finished_at', 'p.received', 'p.amount_told', 'p.on_time', 'p.problems', 'p.felt_safe', 'p.respected', 'p.spending', 'p.needs_met', 'p.household_size', 'p.rcsi', 'p.knows_complaint', 'p.satisfaction', 'p.preferred_modality');
   // Nothing held: nothing to say (the export leaves the domain out).
   if (!beneficiaries.length && !pdm.length) return undefined;
   const json = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v ?? null);

@@ -279,6 +279,8 @@ describe('from enquiry to PDM report', () => {
     ]);
     expect(exp.domains.cash.transfers).toEqual([expect.objectContaining({ distribution: 'Ronda 1', amount: 300, status: 'paid' })]);
     expect(exp.domains.cash.pdm).toEqual([expect.objectContaining({ status: 'completed', received: 'yes', rcsi: 10 })]);
+    // Whoever reads the export does not learn that they reported being asked to pay (a sensitive case).
+    expect(JSON.stringify(exp.domains.cash)).not.toMatch(/asked_to_pay|pay_report/);
     // An enrolled beneficiary is an open case: retention keeps their number (contacts/hooks.ts).
     const { OPEN_CASE_QUERIES } = await import('../../src/contacts/hooks.js');
     const open = OPEN_CASE_QUERIES.find((q) => q.domain === 'cash')!;

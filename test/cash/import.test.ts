@@ -109,6 +109,12 @@ describe('beneficiary import', () => {
     expect(hh2).toMatchObject({ name: 'Luis Soto', admin1: 'Tumbes', admin2: 'Zarumilla', admin3: 'Aguas Verdes', gender: 'male', age_group: '25-59' });
     expect(readJsonArray(hh2.vulnerability)).toEqual(['madre sola', 'embarazo']);
     expect(await count('cash_duplicates', { list_id: list, status: 'open' })).toBe(3);
+    // Staff find a household by part of the name, its household id written any way, or the number.
+    const find = async (q: string) => (await ok('cash', 'GET', `/cash/lists/${list}/beneficiaries?q=${encodeURIComponent(q)}`)).data.map((b: any) => b.householdId).sort();
+    expect(await find('soto')).toEqual(['HH-002', 'hh 002']);
+    expect(await find('hh-006')).toEqual(['HH-006']);
+    expect(await find('987200011')).toEqual(['HH-011']);
+    expect(await find('100%_')).toEqual([]);
     // Consent: recorded for the numbers never asked, with the import as evidence; the withdrawal stands.
     const state = await t.db.knex('consent_state').where({ contact_id: withdrawnContact, purpose: 'cash_programme' }).first();
     expect(Boolean(state.granted)).toBe(false);
