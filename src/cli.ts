@@ -20,6 +20,7 @@ import type { Actor } from './staff/audit.js';
 import { registerSurveyCommands } from './surveys/cli.js';
 import { registerComplaintsCli } from './complaints/cli.js';
 import { registerImportCli } from './contacts/import-cli.js';
+import { registerBroadcastsCli } from './broadcasts/cli.js';
 import { registerCashCli } from './cash/cli.js';
 
 const CLI_ACTOR: Actor = { type: 'system', id: null, label: 'cli', role: 'system' };
@@ -111,6 +112,8 @@ export function buildCli(): Command {
     );
 
   registerComplaintsCli(program, withService);
+
+  registerBroadcastsCli(program, withService); // ayni broadcasts list|create|preview|send|pause|resume|cancel|stats|run-due
 
   registerImportCli(program, withService, CLI_ACTOR); // ayni contacts import
 

@@ -17,7 +17,7 @@ import {
   broadcastPatch,
   broadcastStats,
   cancelBroadcast,
-  completeFinished,
+  completeIfDone,
   createBroadcast,
   getBroadcast,
   listBroadcasts,
@@ -161,10 +161,7 @@ export function registerBroadcastsApi(api: Api): void {
   api.route({
     method: 'get', path: '/broadcasts', tag: 'broadcasts', summary: 'Broadcasts, newest first', permission: 'reports.read',
     query: page.extend({ status: z.enum(BROADCAST_STATUSES).optional() }), response: z.object({ data: z.array(broadcastOut), total: z.number() }),
-    handler: async (ctx, { query }) => {
-      await completeFinished(ctx.services.db.knex);
-      return listBroadcasts(ctx.services.db.knex, query);
-    },
+    handler: (ctx, { query }) => listBroadcasts(ctx.services.db.knex, query),
   });
   api.route({
     method: 'post', path: '/broadcasts', tag: 'broadcasts', summary: 'Compose a broadcast (a draft) of an approved key message', permission: 'broadcasts.send', status: 201,
@@ -175,9 +172,9 @@ export function registerBroadcastsApi(api: Api): void {
     method: 'get', path: '/broadcasts/:id', tag: 'broadcasts', summary: 'One broadcast with its live stats', permission: 'reports.read',
     params: idParam, response: z.object({ data: broadcastOut, stats: statsOut }),
     handler: async (ctx, { params }) => {
-      await completeFinished(ctx.services.db.knex);
-      const [data, stats] = await Promise.all([getBroadcast(ctx.services.db.knex, params.id), broadcastStats(ctx.services.db.knex, params.id)]);
-      return { data, stats };
+      const { knex } = ctx.services.db;
+      const [b, stats] = await Promise.all([getBroadcast(knex, params.id), broadcastStats(knex, params.id)]);
+      return { data: await completeIfDone(knex, b, stats), stats };
     },
   });
   api.route({

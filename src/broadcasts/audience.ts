@@ -189,8 +189,11 @@ export async function recipientsQuery(knex: Knex, spec: RecipientSpec): Promise<
       if (ends[i]) quietZones.set(z, ends[i]!);
     });
     if (defaultEnd) quietZones.set(spec.defaultTimezone, defaultEnd);
-    if (quietZones.size > 0) {
-      const cast = pg ? 'CAST(? AS timestamptz)' : '?';
+    const cast = pg ? 'CAST(? AS timestamptz)' : '?';
+    if (zones.length === 0) {
+      // Nobody has a time zone of their own: everyone is in the programme's.
+      if (defaultEnd) notBefore = { sql: cast, bindings: [defaultEnd] };
+    } else if (quietZones.size > 0) {
       // Zones listed explicitly; NULL and time zones the programme cannot read take the programme's.
       const whens = zones.map((_, i) => (ends[i] ? `WHEN ? THEN ${cast}` : 'WHEN ? THEN NULL')).join(' ');
       const bindings: unknown[] = [];

@@ -283,8 +283,20 @@ function rowsOf(result: unknown): Record<string, unknown>[] {
  * one transaction. Returns how many rows were inserted.
  */
 export async function fanOut(db: Pick<Database, 'knex'>, config: Config, id: number, opts: { now?: Date } = {}): Promise<number> {
-  const now = opts.now ?? new Date();
   const knex = db.knex;
+  if (dialectOf(knex) === 'postgresql') return fanOutIn(knex, config, id, opts);
+  // SQLite probes the audience's list, consent and address sets in temporary b-trees; kept in memory
+  // (a few tens of MB for a million recipients) they are not written to a temporary file and read back.
+  await knex.raw('PRAGMA temp_store = MEMORY');
+  try {
+    return await fanOutIn(knex, config, id, opts);
+  } finally {
+    await knex.raw('PRAGMA temp_store = DEFAULT');
+  }
+}
+
+async function fanOutIn(knex: Knex, config: Config, id: number, opts: { now?: Date }): Promise<number> {
+  const now = opts.now ?? new Date();
   const pg = dialectOf(knex) === 'postgresql';
   return knex.transaction(async (trx) => {
     // Taking the broadcast (row-locked until commit on PostgreSQL) makes a second fan-out, a pause
@@ -295,6 +307,9 @@ export async function fanOut(db: Pick<Database, 'knex'>, config: Config, id: num
       if (!b) throw notFound('There is no such broadcast');
       throw new HttpError(409, 'conflict', `The broadcast is ${b.status}: it cannot be sent again`);
     }
+    // PostgreSQL joins the audience's list, consent and address sets in hash tables: let them fit in
+    // memory (this transaction only) rather than spill to temporary files.
+    if (pg) await trx.raw("SET LOCAL work_mem = '64MB'");
     const b = readBroadcast({ ...(await trx('broadcasts').where('id', id).first()) });
     const version = await sendableVersion(trx, b);
     const r = await recipientsOf(trx, config, b, version, now);
@@ -443,6 +458,13 @@ export async function broadcastStats(knex: Knex, id: number): Promise<BroadcastS
     bump((s.byLanguage[(r.language as string | null) ?? 'unknown'] ??= {}), status, n);
   }
   return s;
+}
+
+/** With the stats just read: marks a sending broadcast with no row left to send completed. Returns it, updated. */
+export async function completeIfDone(knex: Knex, b: Broadcast, s: BroadcastStats, now = new Date()): Promise<Broadcast> {
+  if (b.status !== 'sending' || s.queued + s.held > 0) return b;
+  const n = await knex('broadcasts').where({ id: b.id, status: 'sending' }).update({ status: 'completed', finished_at: now, updated_at: now });
+  return n === 1 ? { ...b, status: 'completed', finishedAt: now.toISOString() } : b;
 }
 
 /** Marks sending broadcasts whose rows are all final as completed; returns how many. */

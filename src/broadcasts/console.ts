@@ -25,7 +25,7 @@ import {
   RECURRENCES,
   broadcastStats,
   cancelBroadcast,
-  completeFinished,
+  completeIfDone,
   createBroadcast,
   getBroadcast,
   listBroadcasts,
@@ -280,7 +280,6 @@ export function broadcastsConsole(renderer: Renderer): Router<AppState> {
   // --------------------------------------------------------------------------- broadcasts
   r.get('/broadcasts', needs('reports.read'), h(async (ctx) => {
     const { knex } = ctx.services.db;
-    await completeFinished(knex);
     const offset = Math.max(0, Number(ctx.query.offset) || 0);
     const status = (BROADCAST_STATUSES as readonly string[]).includes(str(ctx.query.status)) ? (str(ctx.query.status) as BroadcastStatus) : undefined;
     const result = await listBroadcasts(knex, { status, limit: PAGE, offset });
@@ -379,9 +378,8 @@ export function broadcastsConsole(renderer: Renderer): Router<AppState> {
     const id = Number(ctx.params.id);
     if (!Number.isInteger(id) || id <= 0) throw new HttpError(404, 'not_found', 'There is no such broadcast');
     const { knex } = ctx.services.db;
-    await completeFinished(knex);
-    const b = await getBroadcast(knex, id);
     const stats = await broadcastStats(knex, id);
+    const b = await completeIfDone(knex, await getBroadcast(knex, id), stats);
     const table = (by: Record<string, Record<string, number>>) =>
       Object.entries(by).map(([k, s]) => ({ key: k, total: s.total ?? 0, queued: s.queued ?? 0, held: s.held ?? 0, sent: s.sent ?? 0, delivered: s.delivered ?? 0, read: s.read ?? 0, failed: s.failed ?? 0, skipped: s.skipped ?? 0, cancelled: s.cancelled ?? 0 }));
     const children = b.recurrence !== 'none' && b.parentId === null ? (await listBroadcasts(knex, { parentId: id, limit: 50 })).data : [];

@@ -10,5 +10,6 @@ import webhooks from './webhooks.js';
 import surveys from './surveys.js';
 import dispatch from './dispatch.js';
 import cashDuplicates from './cash-duplicates.js';
+import broadcasts from './broadcasts.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, surveys, dispatch, cashDuplicates];
+export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, broadcasts, surveys, dispatch, cashDuplicates];

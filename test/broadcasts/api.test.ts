@@ -3,6 +3,7 @@
  * two-person rule holds across tokens), permissions, audit events, the console pages from writing a
  * message to watching a broadcast, and the scheduled and recurring broadcasts the job starts.
  */
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/staff/service.js';
 import type { Actor } from '../../src/staff/audit.js';
@@ -126,15 +127,24 @@ describe('API', () => {
   });
 });
 
+/** Fails on a locale key shown instead of its text (a string missing from templates/console/locales). */
+function translated(html: string): string {
+  const raw = /[>\s"](?:broadcasts|messages|faq|topic)\.[a-zA-Z.]+[<\s"]/.exec(html.replace(/href="[^"]*"|action="[^"]*"|name="[^"]*"|id="[^"]*"|for="[^"]*"/g, ''));
+  expect(raw?.[0] ?? null).toBeNull();
+  return html;
+}
+
 describe('console', () => {
   it('takes a message from draft to approval and a broadcast from composer to preview to live stats', async () => {
     const author = new Client(t.url);
     expect((await author.login('author@example.org')).status).toBe(302);
-    expect((await author.get('/messages')).status).toBe(200);
+    expect(translated((await author.get('/messages')).text_)).toContain('Key messages');
+    translated((await author.get('/messages/new')).text_);
     const created = await author.submit('/messages/new', '/messages', { key: 'kits', title: 'Kits de higiene', topic: 'general', rumour: '', text_es: 'Hola {{name}}, reparto de kits el lunes.', text_en: '', media_kind: '', media_ref: '' });
     expect(created.status).toBe(302);
     const path = created.headers.get('location')!;
     const page = await author.get(path);
+    translated(page.text_);
     expect(page.text_).toContain('Hola [name], reparto de kits el lunes.');
     expect(page.text_).toContain('segment');
     await author.submit(path, `${path}/submit`, {});
@@ -149,6 +159,7 @@ describe('console', () => {
 
     const compose = await author.get(`/broadcasts/new?message=${path.split('/').pop()}`);
     expect(compose.status).toBe(200);
+    translated(compose.text_);
     expect(compose.text_).toContain('Kits de higiene');
     const bad = await author.submit('/broadcasts/new', '/broadcasts', { name: 'Kits', message_id: path.split('/').pop()!, channel_policy: 'whatsapp_then_sms', quiet_start: '20:00', quiet_end: '08:00', recurrence: 'none' });
     expect(bad.status).toBe(400);
@@ -158,11 +169,13 @@ describe('console', () => {
     const previewPath = made.headers.get('location')!;
     const preview = await author.get(previewPath);
     expect(preview.status).toBe(200);
+    translated(preview.text_);
     expect(preview.text_).toContain('40 recipients');
     expect(preview.text_).toContain('Nunca te pediremos dinero.');
     const sent = await author.submit(previewPath, previewPath.replace('/preview', '/send'), {});
     expect(sent.status).toBe(302);
     const detail = await author.get(sent.headers.get('location')!);
+    translated(detail.text_);
     expect(detail.text_).toContain('http-equiv="refresh"');
     expect(detail.text_).toContain('Sending');
     const paused = await author.submit(sent.headers.get('location')!, `${sent.headers.get('location')}/pause`, {});
@@ -174,6 +187,30 @@ describe('console', () => {
     expect((await viewer.get('/broadcasts')).status).toBe(200);
     expect((await viewer.get('/messages')).status).toBe(403);
     expect((await viewer.get('/broadcasts/new')).status).toBe(403);
-    expect((await author.get('/faq')).status).toBe(200);
+    translated((await author.get('/faq')).text_);
+    translated((await author.get('/broadcasts')).text_);
   });
+});
+
+describe('CLI', () => {
+  const ayni = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['bin/ayni.js', 'broadcasts', ...args], { env: { ...process.env, DATABASE_URL: t.test.url, AYNI_FROM_SOURCE: '1', LOG_LEVEL: 'silent' }, encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, out: r.stdout, err: r.stderr };
+  };
+
+  it('composes, previews, sends and reports a broadcast from the shell, with counts only', () => {
+    const bad = ayni('create', '--name', 'x', '--message', 'vacunas', '--list', 'nope');
+    expect(bad.status).toBe(2);
+    expect(bad.err).toContain('There is no list with the key nope');
+    const created = ayni('create', '--name', 'Desde la consola', '--message', 'vacunas', '--list', 'noticias', '--quiet', 'off', '--footer', 'es=Nunca te pediremos dinero.');
+    expect(created.err).toBe('');
+    const id = /draft broadcast (\d+)/.exec(created.out)![1];
+    const preview = ayni('preview', id);
+    expect(preview.out).toContain('Recipients: 40');
+    expect(preview.out).not.toMatch(/Ana|Ann|\+51/);
+    expect(ayni('send', id).out).toContain('sending to 40 recipients');
+    const stats = ayni('stats', id);
+    expect(stats.out).toContain('total 40  queued 40');
+    expect(ayni('cancel', id).out).toContain('cancelled (40 messages)');
+  }, 300_000); // six processes, each starting TypeScript from source
 });

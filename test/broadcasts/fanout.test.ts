@@ -9,6 +9,7 @@ import { toDate, toInt } from '../../src/db/values.js';
 import { claimBatch } from '../../src/messaging/dispatcher-sql.js';
 import { cancelBroadcast, broadcastStats, createBroadcast, fanOut, pauseBroadcast, resumeBroadcast, type BroadcastInput } from '../../src/broadcasts/broadcasts.js';
 import { previewBroadcast } from '../../src/broadcasts/preview.js';
+import { createSegment } from '../../src/contacts/segments/index.js';
 import { testServices } from '../helpers/services.js';
 import { addList, addPeople, addPerson, approvedMessage, staff, type Staff } from './fixtures.js';
 
@@ -76,6 +77,25 @@ describe('audience', () => {
   });
 });
 
+describe('segment audience', () => {
+  it('sends to a saved segment alone, or to those of the lists who are also in the segment, and records the query it used', async () => {
+    const l = await addList(s.db.knex, 'seg-list');
+    const enOnList = await addPerson(s.db.knex, { lists: [l], language: 'en' });
+    await addPerson(s.db.knex, { lists: [l], language: 'es' });
+    const enOffList = await addPerson(s.db.knex, { language: 'en' });
+    const seg = await createSegment(s.db, st.author, { key: 'english-speakers', name: 'English speakers', query: 'language = "en"' });
+    const m = await approvedMessage(s.db, st, { en: { text: 'Hello' } });
+    const segOnly = await broadcast({ messageId: m.id, segmentId: seg.id });
+    await fanOut(s.db, s.config, segOnly.id);
+    const ids = (await rowsOf(segOnly.id)).map((r) => toInt(r.contact_id));
+    expect(ids).toEqual(expect.arrayContaining([enOnList.id, enOffList.id]));
+    expect((await s.db.knex('broadcasts').where('id', segOnly.id).first()).audience_query).toBe('language = "en"');
+    const both = await broadcast({ messageId: m.id, segmentId: seg.id, lists: [l] });
+    await fanOut(s.db, s.config, both.id);
+    expect((await rowsOf(both.id)).map((r) => toInt(r.contact_id))).toEqual([enOnList.id]);
+  });
+});
+
 describe('language', () => {
   it("takes the contact's language (or its base), else the list's default, else the programme's, and counts the fallbacks", async () => {
     const en = await addList(s.db.knex, 'lang-en', 'en');
@@ -129,6 +149,25 @@ describe('quiet hours', () => {
     expect(await claim(at2100Lima)).toEqual([tokyo.id]);
     expect(await claim(new Date(eightLima.getTime() - 60_000))).toEqual([]);
     expect(await claim(eightLima)).toEqual([lima.id, noZone.id]);
+  });
+
+  it("holds everyone in the programme's time zone when no contact has one of their own", async () => {
+    const local = await testServices({ DEFAULT_TIMEZONE: 'America/Lima' });
+    try {
+      const s2 = await staff(local.db, '-tz');
+      const l = await addList(local.db.knex, 'no-zones');
+      await addPeople(local.db.knex, 3, { lists: [l], timezone: null });
+      const m = await approvedMessage(local.db, s2, { es: { text: 'Hola' } });
+      const b = await createBroadcast(local.db, local.config, s2.author, { name: 'nz', messageId: m.id, lists: [l] });
+      const at = new Date('2026-03-11T02:00:00Z'); // 21:00 in Lima
+      const p = await previewBroadcast(local.db, local.config, b.id, { now: at });
+      await fanOut(local.db, local.config, b.id, { now: at });
+      const rows = await local.db.knex('outbox').where('broadcast_id', b.id);
+      expect(rows.map((r: { not_before: unknown }) => toDate(r.not_before).toISOString())).toEqual(Array(3).fill('2026-03-11T13:00:00.000Z'));
+      expect(p.quiet.held).toBe(3);
+    } finally {
+      await local.close();
+    }
   });
 
   it('holds nobody outside quiet hours, and nobody when the broadcast has none', async () => {
