@@ -125,6 +125,7 @@ interface Task {
 }
 
 const FLUSH_SIZE = 500;
+const WORKERS_PER_SLOT = 4;
 const RECHECK_GATHER_MS = 4;
 /** Early statuses (status.ts) are looked for at most this often. */
 const EARLY_EVERY_MS = 1_000;
@@ -196,7 +197,7 @@ export class Dispatcher {
   readonly claimer: string;
   readonly counts: DispatchCounts = { claimed: 0, sent: 0, failed: 0, skipped: 0, requeued: 0, released: 0, recovered: 0 };
   /** Milliseconds spent waiting for each kind of database work, and how many times (for benchmarks). */
-  readonly timings = { claim: 0, claims: 0, prepare: 0, prepares: 0, record: 0, records: 0, recheck: 0, rechecks: 0 };
+  readonly timings = { claim: 0, claims: 0, prepare: 0, prepares: 0, record: 0, records: 0, recheck: 0, rechecks: 0, stageLimiter: 0, stageCheck: 0, stageSlot: 0, stageSend: 0, sends: 0 };
   private readonly db: Database;
   private readonly log: Logger;
   private readonly adapters: Adapters;
@@ -238,6 +239,8 @@ export class Dispatcher {
   private wakeFeeder: (() => void) | null = null;
   private idleWaiters: (() => void)[] = [];
   private readonly recheck: Recheck;
+  /** Requests in flight to providers: at most DISPATCH_CONCURRENCY. */
+  private readonly slots: Slots;
 
   constructor(private readonly opts: DispatcherOptions) {
     const c = opts.config;
@@ -273,6 +276,7 @@ export class Dispatcher {
     this.minClaim = Math.max(1, Math.min(this.batchSize, this.concurrency, Math.ceil(this.target / 4)));
     this.pair = opts.pairRate === false ? null : new PairLimiter(opts.pairRate ?? { burst: 10, intervalMs: 6_000 });
     this.recheck = new Recheck(this.db, this.timings);
+    this.slots = new Slots(this.concurrency);
     this.lowWater = this.batchSize - 1;
   }
 
@@ -291,7 +295,8 @@ export class Dispatcher {
     this.running = true;
     this.stopping = false;
     this.loop = this.feed();
-    this.workers = Array.from({ length: this.concurrency }, () => this.work());
+    // More workers than request slots: the limiter's wait and the last check do not hold a slot.
+    this.workers = Array.from({ length: this.concurrency * WORKERS_PER_SLOT }, () => this.work());
     const every = Math.max(500, Math.min(30_000, Math.floor(this.claimTimeoutMs / 4)));
     this.maintenanceTimer = setInterval(() => void this.maintain(), every);
     this.maintenanceTimer.unref();
@@ -545,6 +550,7 @@ export class Dispatcher {
       const wait = this.pair.take(address.address);
       if (wait > 0) return this.requeue(row, Date.now() + wait);
     }
+    const t0 = performance.now();
     if (limiter && task.cost > 0) {
       try {
         await limiter.acquire(task.cost, row.priority);
@@ -556,22 +562,51 @@ export class Dispatcher {
         throw err;
       }
     }
-    // The last check, then the hard bound on the rate (never more than the rate in any second,
-    // counted when requests leave); if that bound made us wait, check once more.
+    // The last check; a request slot (at most DISPATCH_CONCURRENCY requests in flight); then the
+    // hard bound on the rate: `admit` records the request as leaving now (nothing is awaited between
+    // it and the request) and refuses while the last second is full. A wait long enough for a STOP
+    // to land is followed by another check.
+    const t1 = performance.now();
     if (!(await this.lastCheck(row))) return;
-    if (limiter && task.cost > 0) {
-      let waited = 0;
-      for (let wait = limiter.admit(task.cost); wait > 0; wait = limiter.admit(task.cost)) {
-        await new Promise((r) => setTimeout(r, Math.ceil(wait)));
-        waited += wait;
-      }
-      if (waited >= RECHECK_GATHER_MS && !(await this.lastCheck(row))) return;
-    }
+    const queued = performance.now();
+    await this.slots.acquire();
+    const t3 = performance.now();
+    this.timings.stageLimiter += t1 - t0;
+    this.timings.stageCheck += queued - t1;
+    this.timings.stageSlot += t3 - queued;
     let res: SendResult;
     try {
-      res = await adapter.send({ to: address.address, toKind: address.kind, content: task.content, language: task.language, callbackData: String(row.id) });
-    } catch (err) {
-      res = { ok: false, error: { class: 'transient', code: 'exception', detail: `the adapter failed: ${describe(err)}`.slice(0, 300) } };
+      if (this.stopping) {
+        // Not sent yet: give it back rather than start a new request while stopping.
+        this.toRelease.push(row.id);
+        return;
+      }
+      // The channel may have been paused (throttled, refused credentials) while this one waited.
+      const paused = limiter?.pausedFor() ?? 0;
+      if (paused > 2_000) return this.requeue(row, Date.now() + paused);
+      if (paused > 0) await new Promise((r) => setTimeout(r, Math.ceil(paused)));
+      if (performance.now() - queued >= RECHECK_GATHER_MS && !(await this.lastCheck(row))) return;
+      if (limiter && task.cost > 0) {
+        for (let rechecks = 0; ; ) {
+          const wait = limiter.admit(task.cost);
+          if (wait <= 0) break;
+          await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+          if (wait >= RECHECK_GATHER_MS && rechecks < 2) {
+            rechecks++;
+            if (!(await this.lastCheck(row))) return;
+          }
+        }
+      }
+      const t4 = performance.now();
+      try {
+        res = await adapter.send({ to: address.address, toKind: address.kind, content: task.content, language: task.language, callbackData: String(row.id) });
+      } catch (err) {
+        res = { ok: false, error: { class: 'transient', code: 'exception', detail: `the adapter failed: ${describe(err)}`.slice(0, 300) } };
+      }
+      this.timings.stageSend += performance.now() - t4;
+      this.timings.sends++;
+    } finally {
+      this.slots.release();
     }
     const at = new Date();
     if (res.ok) {
@@ -788,6 +823,33 @@ async function loadBatch(
     }
   }
   return { contacts, addresses };
+}
+
+/** A counting semaphore. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  private head = 0;
+  constructor(size: number) {
+    this.free = size;
+  }
+  acquire(): Promise<void> | void {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    if (this.head < this.waiting.length) {
+      const next = this.waiting[this.head++];
+      if (this.head > 1024) {
+        this.waiting.splice(0, this.head);
+        this.head = 0;
+      }
+      next();
+    } else this.free++;
+  }
 }
 
 /**

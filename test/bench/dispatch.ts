@@ -41,6 +41,10 @@ interface Measure {
   count: number;
   seconds: number;
   cpuMicros: number;
+  /** Sum over requests of the provider round trip, milliseconds. */
+  roundTripMs: number;
+  /** Dispatch only: sum over messages of the wait for the last check, milliseconds. */
+  checkMs?: number;
 }
 
 async function throughput(quick: boolean): Promise<Row[]> {
@@ -67,7 +71,7 @@ async function throughput(quick: boolean): Promise<Row[]> {
       });
       const c = process.cpuUsage(c0);
       if (r.errors) throw new Error(`${r.errors} unexpected answers in the bare loop`);
-      return { count: requests, seconds: r.seconds, cpuMicros: c.user + c.system };
+      return { count: requests, seconds: r.seconds, cpuMicros: c.user + c.system, roundTripMs: r.latencies.reduce((a, b) => a + b, 0) };
     };
     const dispatchRun = async (people: SeededContact[], broadcastId: number): Promise<Measure> => {
       await db.knex('outbox').delete();
@@ -79,7 +83,7 @@ async function throughput(quick: boolean): Promise<Row[]> {
       const seconds = (performance.now() - t0) / 1000;
       const c = process.cpuUsage(c0);
       if (counts.sent !== people.length) throw new Error(`the dispatcher sent ${counts.sent} of ${people.length}`);
-      return { count: people.length, seconds, cpuMicros: c.user + c.system };
+      return { count: people.length, seconds, cpuMicros: c.user + c.system, roundTripMs: d.timings.stageSend, checkMs: d.timings.stageCheck };
     };
     // Warm-up: connections, JIT, SQLite page cache.
     await bareRun(quick ? 200 : 3_000);
@@ -97,6 +101,7 @@ async function throughput(quick: boolean): Promise<Row[]> {
     }
     const rate = (ms: Measure[]) => ms.reduce((s, m) => s + m.count, 0) / ms.reduce((s, m) => s + m.seconds, 0);
     const cpu = (ms: Measure[]) => ms.reduce((s, m) => s + m.cpuMicros, 0) / ms.reduce((s, m) => s + m.count, 0);
+    const mean = (ms: Measure[], f: (m: Measure) => number) => ms.reduce((s, m) => s + f(m), 0) / ms.reduce((s, m) => s + m.count, 0);
     const dispatched = rate(disp);
     const loop = rate(bare);
     const kind = db.kind === 'postgresql' ? 'PostgreSQL' : 'SQLite';
@@ -106,6 +111,9 @@ async function throughput(quick: boolean): Promise<Row[]> {
       row('dispatch throughput ÷ bare loop', Number((dispatched / loop).toFixed(3)), 'ratio', { atLeast: 0.4 }),
       row('dispatch CPU per message (this process, database threads included)', Math.round(cpu(disp)), 'µs'),
       row('bare loop CPU per request', Math.round(cpu(bare)), 'µs'),
+      row('dispatch provider round trip per request (mean)', Number(mean(disp, (m) => m.roundTripMs).toFixed(2)), 'ms'),
+      row('bare loop round trip per request (mean)', Number(mean(bare, (m) => m.roundTripMs).toFixed(2)), 'ms'),
+      row('dispatch wait for the last check per message (mean)', Number(mean(disp, (m) => m.checkMs ?? 0).toFixed(2)), 'ms'),
     ];
   } finally {
     await pool.close();
