@@ -8,7 +8,7 @@
  */
 import type { Knex } from '../db/orm.js';
 import { toInt } from '../db/values.js';
-import { SENT_STATUSES, withoutContacts, type PeriodFilter } from '../messaging/stats.js';
+import { SENT_STATUSES, countsWithout, type PeriodFilter } from '../messaging/stats.js';
 
 export async function recordFaqHit(knex: Knex, hit: { entryId: number; messageId: number; contactId: number | null; at: Date }): Promise<void> {
   await knex('faq_hits').insert({ entry_id: hit.entryId, message_id: hit.messageId, contact_id: hit.contactId, at: hit.at });
@@ -45,32 +45,46 @@ export interface TopicCounts {
 }
 
 export async function topicCounts(knex: Knex, f: PeriodFilter): Promise<TopicCounts> {
-  const faqRows = (await withoutContacts(knex, knex('faq_hits as h').where('h.at', '>=', f.from).where('h.at', '<', f.to), 'h.contact_id', f)
-    .select('h.message_id')
-    .count({ n: '*' })
-    .groupBy('h.message_id')) as Record<string, unknown>[];
-  const sentRows = (await withoutContacts(
+  const faqRows = await countsWithout(
     knex,
-    knex('outbox as o')
-      .join('broadcasts as b', 'b.id', 'o.broadcast_id')
-      .where('o.created_at', '>=', f.from)
-      .where('o.created_at', '<', f.to)
-      .whereIn('o.status', SENT_STATUSES as unknown as string[]),
-    'o.contact_id',
     f,
-  )
-    .select('b.message_id')
-    .count({ n: '*' })
-    .groupBy('b.message_id')) as Record<string, unknown>[];
+    'h.contact_id',
+    (only) => {
+      const q = knex('faq_hits as h').where('h.at', '>=', f.from).where('h.at', '<', f.to);
+      only?.(q);
+      return q.select('h.message_id').count({ n: '*' }).groupBy('h.message_id');
+    },
+    ['message_id'],
+    ['n'],
+  );
+  const sentRows = await countsWithout(
+    knex,
+    f,
+    'o.contact_id',
+    (only) => {
+      const q = knex('outbox as o')
+        .join('broadcasts as b', 'b.id', 'o.broadcast_id')
+        .where('o.created_at', '>=', f.from)
+        .where('o.created_at', '<', f.to)
+        .whereNotNull('o.broadcast_id')
+        .whereIn('o.status', SENT_STATUSES as unknown as string[]);
+      only?.(q);
+      return q.select('b.message_id').count({ n: '*' }).groupBy('b.message_id');
+    },
+    ['message_id'],
+    ['n'],
+  );
 
   const per = new Map<number, { faq: number; broadcast: number }>();
   let faqAnswered = 0;
   for (const r of faqRows) {
+    if (!toInt(r.n)) continue;
     const id = toInt(r.message_id);
     per.set(id, { faq: toInt(r.n), broadcast: 0 });
     faqAnswered += toInt(r.n);
   }
   for (const r of sentRows) {
+    if (!toInt(r.n)) continue;
     const id = toInt(r.message_id);
     const e = per.get(id) ?? { faq: 0, broadcast: 0 };
     e.broadcast += toInt(r.n);

@@ -30,8 +30,42 @@ export function dayIndex(knex: Knex, column: string, from: Date): Knex.Raw {
     : knex.raw('cast((?? - ?) / 86400000 as integer)', [column, from.getTime()]);
 }
 
+type Row = Record<string, unknown>;
+
+/**
+ * Counts of everyone but the excluded contacts, without testing every row of the period against
+ * them: `query` runs once over all the period's rows (a range scan on the time index) and, when some
+ * contacts are left out, once more over their rows alone (`only` restricts it through the contact
+ * index: a handful of rows), and the second is subtracted from the first, group by group. Exact,
+ * since the excluded rows are a subset of all rows and fall in the same groups; distinct counts
+ * subtract exactly too, the excluded contacts being a set apart.
+ */
+export async function countsWithout(
+  knex: Knex,
+  f: Pick<PeriodFilter, 'excludeContacts'>,
+  column: string,
+  query: (only: ((q: Knex.QueryBuilder) => void) | null) => Knex.QueryBuilder,
+  keys: string[],
+  sums: string[],
+): Promise<Row[]> {
+  const all = (await query(null)) as Row[];
+  if (!f.excludeContacts) return all;
+  const excluded = (await query((q) => q.whereIn(column, f.excludeContacts!(knex)))) as Row[];
+  if (!excluded.length) return all;
+  const key = (r: Row) => keys.map((k) => (r[k] === null || r[k] === undefined ? '\u0000' : String(r[k]))).join('\u0001');
+  const minus = new Map(excluded.map((r) => [key(r), r]));
+  return all.map((r) => {
+    const m = minus.get(key(r));
+    if (!m) return r;
+    const out: Row = { ...r };
+    for (const s of sums) out[s] = toInt(r[s]) - toInt(m[s]);
+    return out;
+  });
+}
+
 export const SENT_STATUSES = ['sent', 'delivered', 'read'] as const;
 const DELIVERED = new Set(['delivered', 'read']);
+const SENT = new Set<string>(SENT_STATUSES);
 
 export interface InboundCounts {
   total: number;
@@ -47,27 +81,38 @@ export interface InboundCounts {
 
 const days = (f: PeriodFilter) => Math.max(1, Math.ceil((f.to.getTime() - f.from.getTime()) / 86_400_000));
 
-/** Inbound messages received in the period. */
+/** Inbound messages received in the period: one grouped pass and one distinct count. */
 export async function inboundCounts(knex: Knex, f: PeriodFilter): Promise<InboundCounts> {
-  const base = () => withoutContacts(knex, knex('inbound_messages').where('received_at', '>=', f.from).where('received_at', '<', f.to), 'contact_id', f);
-  const byChannelRows = await base().select('channel').count({ n: '*' }).groupBy('channel');
-  const byRouteRows = await base().select(knex.raw("coalesce(route, 'pending') as route")).count({ n: '*' }).groupBy(knex.raw("coalesce(route, 'pending')"));
-  const [people] = await base().countDistinct({ n: 'contact_id' });
-  const perDayRows = await base().select(dayIndex(knex, 'received_at', f.from).wrap('(', ') as d')).count({ n: '*' }).groupByRaw('1');
-  const byChannel: Record<string, number> = {};
-  let total = 0;
-  for (const r of byChannelRows as Record<string, unknown>[]) {
-    byChannel[String(r.channel)] = toInt(r.n);
-    total += toInt(r.n);
-  }
-  const byRoute: Record<string, number> = {};
-  for (const r of byRouteRows as Record<string, unknown>[]) byRoute[String(r.route)] = toInt(r.n);
-  const perDay = new Array<number>(days(f)).fill(0);
-  for (const r of perDayRows as Record<string, unknown>[]) {
+  const base = (only: ((q: Knex.QueryBuilder) => void) | null) => {
+    const q = knex('inbound_messages').where('received_at', '>=', f.from).where('received_at', '<', f.to);
+    only?.(q);
+    return q;
+  };
+  const rows = await countsWithout(
+    knex,
+    f,
+    'contact_id',
+    (only) =>
+      base(only)
+        .select('channel', knex.raw("coalesce(route, 'pending') as route"), dayIndex(knex, 'received_at', f.from).wrap('(', ') as d'))
+        .count({ n: '*' })
+        .groupByRaw("channel, coalesce(route, 'pending'), 3"),
+    ['channel', 'route', 'd'],
+    ['n'],
+  );
+  const out: InboundCounts = { total: 0, byChannel: {}, people: 0, perDay: new Array<number>(days(f)).fill(0), byRoute: {} };
+  for (const r of rows) {
+    const n = toInt(r.n);
+    if (!n) continue;
+    out.total += n;
+    out.byChannel[String(r.channel)] = (out.byChannel[String(r.channel)] ?? 0) + n;
+    out.byRoute[String(r.route)] = (out.byRoute[String(r.route)] ?? 0) + n;
     const d = toInt(r.d);
-    if (d >= 0 && d < perDay.length) perDay[d] += toInt(r.n);
+    if (d >= 0 && d < out.perDay.length) out.perDay[d] += n;
   }
-  return { total, byChannel, people: toInt(people.n), perDay, byRoute };
+  const [people] = await countsWithout(knex, f, 'contact_id', (only) => base(only).countDistinct({ n: 'contact_id' }), [], ['n']);
+  out.people = toInt(people.n);
+  return out;
 }
 
 export interface ChannelDelivery {
@@ -97,18 +142,31 @@ export interface OutboundCounts {
   perDay: number[];
 }
 
-/** Outbox rows created in the period, by channel and outcome. */
+/** Outbox rows created in the period, by channel and outcome: one grouped pass and one distinct count. */
 export async function outboundCounts(knex: Knex, f: PeriodFilter): Promise<OutboundCounts> {
-  const base = () => withoutContacts(knex, knex('outbox').where('created_at', '>=', f.from).where('created_at', '<', f.to), 'contact_id', f);
-  const rows = (await base()
-    .select(knex.raw("coalesce(channel, '') as channel"), 'status')
-    .count({ n: '*' })
-    .sum({ segments: 'segments' })
-    .groupByRaw("coalesce(channel, ''), status")) as Record<string, unknown>[];
+  const base = (only: ((q: Knex.QueryBuilder) => void) | null) => {
+    const q = knex('outbox').where('created_at', '>=', f.from).where('created_at', '<', f.to);
+    only?.(q);
+    return q;
+  };
+  const rows = await countsWithout(
+    knex,
+    f,
+    'contact_id',
+    (only) =>
+      base(only)
+        .select(knex.raw("coalesce(channel, '') as channel"), 'status', 'purpose', dayIndex(knex, 'created_at', f.from).wrap('(', ') as d'))
+        .count({ n: '*' })
+        .sum({ segments: 'segments' })
+        .groupByRaw("coalesce(channel, ''), status, purpose, 4"),
+    ['channel', 'status', 'purpose', 'd'],
+    ['n', 'segments'],
+  );
   const out: OutboundCounts = { sent: 0, byChannel: {}, pending: 0, skipped: 0, failed: 0, peopleReached: 0, byPurpose: {}, perDay: new Array<number>(days(f)).fill(0) };
   for (const r of rows) {
     const status = String(r.status);
     const n = toInt(r.n);
+    if (!n) continue;
     const channel = String(r.channel) || 'none';
     if (status === 'queued' || status === 'sending') {
       out.pending += n;
@@ -124,21 +182,18 @@ export async function outboundCounts(knex: Knex, f: PeriodFilter): Promise<Outbo
       out.failed += n;
       continue;
     }
+    if (!SENT.has(status)) continue;
     c.sent += n;
     out.sent += n;
     c.segments += toInt(r.segments);
     if (DELIVERED.has(status)) c.delivered += n;
     if (status === 'read') c.read += n;
-  }
-  const [reached] = await base().whereIn('status', SENT_STATUSES as unknown as string[]).countDistinct({ n: 'contact_id' });
-  out.peopleReached = toInt(reached.n);
-  const purposes = await base().whereIn('status', SENT_STATUSES as unknown as string[]).select('purpose').count({ n: '*' }).groupBy('purpose');
-  for (const r of purposes as Record<string, unknown>[]) out.byPurpose[String(r.purpose)] = toInt(r.n);
-  const perDay = await base().whereIn('status', SENT_STATUSES as unknown as string[]).select(dayIndex(knex, 'created_at', f.from).wrap('(', ') as d')).count({ n: '*' }).groupByRaw('1');
-  for (const r of perDay as Record<string, unknown>[]) {
+    out.byPurpose[String(r.purpose)] = (out.byPurpose[String(r.purpose)] ?? 0) + n;
     const d = toInt(r.d);
-    if (d >= 0 && d < out.perDay.length) out.perDay[d] += toInt(r.n);
+    if (d >= 0 && d < out.perDay.length) out.perDay[d] += n;
   }
+  const [reached] = await countsWithout(knex, f, 'contact_id', (only) => base(only).whereIn('status', SENT_STATUSES as unknown as string[]).countDistinct({ n: 'contact_id' }), [], ['n']);
+  out.peopleReached = toInt(reached.n);
   return out;
 }
 

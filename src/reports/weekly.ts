@@ -8,7 +8,7 @@
  */
 import type { Knex } from '../db/orm.js';
 import { contactsWhoWrote, inboundCounts, outboundCounts } from '../messaging/stats.js';
-import { fieldBreakdown, newContactCount, subscriptionCounts, type FieldBreakdown } from '../contacts/stats.js';
+import { fieldBreakdowns, newContactCount, subscriptionCounts, type FieldBreakdown } from '../contacts/stats.js';
 import { surveyCounts } from '../surveys/stats.js';
 import { complaintPeriodCounts } from '../complaints/stats.js';
 import { topicCounts, type MessageHits, type TopicCount } from '../broadcasts/stats.js';
@@ -139,19 +139,13 @@ export async function weeklyReport(knex: Knex, date: string, timezone: string, n
   const prev = await figures(knex, previous, now);
 
   const people = contactsWhoWrote(knex, filterFor(week, false));
-  const breakdowns: Breakdown[] = [];
-  for (const b of BREAKDOWNS) {
-    let chosen: FieldBreakdown | null = null;
-    for (const key of b.keys) {
-      const r = await fieldBreakdown(knex, key, people.clone());
-      if (r.defined || r.values.length) {
-        chosen = r;
-        break;
-      }
-      chosen ??= r;
-    }
-    breakdowns.push({ name: b.name, ...chosen! });
-  }
+  const candidates = await fieldBreakdowns(knex, BREAKDOWNS.flatMap((b) => b.keys), people);
+  const byKey = new Map(candidates.map((c) => [c.key, c]));
+  const breakdowns: Breakdown[] = BREAKDOWNS.map((b) => {
+    const options = b.keys.map((k) => byKey.get(k)!);
+    const chosen = options.find((o) => o.defined || o.values.length) ?? options[0];
+    return { name: b.name, ...chosen };
+  });
 
   const channels = new Set([...Object.keys(cur.outbound.byChannel), ...Object.keys(cur.inbound.byChannel)]);
   const byChannel = [...channels].sort().map((channel) => {

@@ -4,7 +4,7 @@
  */
 import type { Knex } from '../db/orm.js';
 import { toInt } from '../db/values.js';
-import { withoutContacts, type PeriodFilter } from '../messaging/stats.js';
+import { countsWithout, type PeriodFilter } from '../messaging/stats.js';
 
 export interface SurveyCounts {
   /** Sessions completed in the period. */
@@ -15,24 +15,26 @@ export interface SurveyCounts {
 }
 
 export async function surveyCounts(knex: Knex, f: PeriodFilter): Promise<SurveyCounts> {
-  const completedRows = (await withoutContacts(knex, knex('survey_sessions').where('status', 'completed').where('finished_at', '>=', f.from).where('finished_at', '<', f.to), 'contact_id', f)
-    .select('survey_key')
-    .count({ n: '*' })
-    .groupBy('survey_key')) as Record<string, unknown>[];
-  const startedRows = (await withoutContacts(knex, knex('survey_sessions').where('started_at', '>=', f.from).where('started_at', '<', f.to), 'contact_id', f)
-    .select('survey_key')
-    .count({ n: '*' })
-    .groupBy('survey_key')) as Record<string, unknown>[];
+  const on = (column: 'finished_at' | 'started_at') => (only: ((q: Knex.QueryBuilder) => void) | null) => {
+    const q = knex('survey_sessions').where(column, '>=', f.from).where(column, '<', f.to);
+    if (column === 'finished_at') q.where('status', 'completed');
+    only?.(q);
+    return q.select('survey_key').count({ n: '*' }).groupBy('survey_key');
+  };
+  const completedRows = await countsWithout(knex, f, 'contact_id', on('finished_at'), ['survey_key'], ['n']);
+  const startedRows = await countsWithout(knex, f, 'contact_id', on('started_at'), ['survey_key'], ['n']);
   const by = new Map<string, { started: number; completed: number }>();
   let completed = 0;
   let started = 0;
   for (const r of completedRows) {
+    if (!toInt(r.n)) continue;
     const e = by.get(String(r.survey_key)) ?? { started: 0, completed: 0 };
     e.completed += toInt(r.n);
     completed += toInt(r.n);
     by.set(String(r.survey_key), e);
   }
   for (const r of startedRows) {
+    if (!toInt(r.n)) continue;
     const e = by.get(String(r.survey_key)) ?? { started: 0, completed: 0 };
     e.started += toInt(r.n);
     started += toInt(r.n);

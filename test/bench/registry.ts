@@ -11,5 +11,6 @@ import surveys from './surveys.js';
 import dispatch from './dispatch.js';
 import cashDuplicates from './cash-duplicates.js';
 import broadcasts from './broadcasts.js';
+import dashboard from './dashboard.js';
 
-export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, broadcasts, surveys, dispatch, cashDuplicates];
+export const benchmarks: Benchmark[] = [apiThroughput, segments, contactImport, webhooks, broadcasts, surveys, dispatch, cashDuplicates, dashboard];
