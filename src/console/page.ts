@@ -89,7 +89,8 @@ export function render(ctx: Ctx, renderer: Renderer, page: string, data: Record<
   const nav = ctx.state.session
     ? NAV.filter((n) => n.permission === null || perms.includes(n.permission)).map((n) => ({
         ...n,
-        current: n.href === '/' ? ctx.path === '/' : ctx.path === n.href || ctx.path.startsWith(n.href + '/') || ctx.path.startsWith(n.href + '.'),
+        // The home page (/) is the dashboard.
+        current: n.href === '/' ? ctx.path === '/' : (ctx.path === '/' ? '/dashboard' : ctx.path) === n.href || ctx.path.startsWith(n.href + '/') || ctx.path.startsWith(n.href + '.'),
       }))
     : [];
   ctx.status = status;

@@ -23,14 +23,17 @@ const mediumOf = (v: unknown): Medium => (str(v) === 'sms' ? 'sms' : 'whatsapp')
 
 export const EXAMPLE_NUMBER = '+51 999 000 001';
 
-function threadData(conv: Conversation) {
+/** HH:MM:SS in the programme's time zone. */
+const clock = (iso: string, timezone: string) => new Intl.DateTimeFormat('en-GB', { timeZone: timezone, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
+
+function threadData(conv: Conversation, timezone: string) {
   return {
     conv,
     whatsapp: conv.medium === 'whatsapp',
     messages: conv.messages.map((m) => ({
       ...m,
       fromPerson: m.direction === 'in',
-      time: m.at.slice(11, 19),
+      time: clock(m.at, timezone),
       failed: m.status === 'failed' || m.status === 'skipped' || m.status === 'cancelled',
       waiting: m.status === 'queued' || m.status === 'sending',
     })),
@@ -49,7 +52,7 @@ export function simulatorConsole(renderer: Renderer): Router<AppState> {
     let errors = extra.errors as Record<string, unknown> | undefined;
     if (number) {
       try {
-        thread = threadData(await conversation(ctx.services, number, medium, { markRead: true }));
+        thread = threadData(await conversation(ctx.services, number, medium, { markRead: true }), ctx.services.config.DEFAULT_TIMEZONE);
       } catch (e) {
         if (!(e instanceof HttpError) || e.status >= 500) throw e;
         errors = { ...(e.details ?? { number: e.message }), ...(errors ?? {}) };
@@ -76,7 +79,7 @@ export function simulatorConsole(renderer: Renderer): Router<AppState> {
     const conv = await conversation(ctx.services, str(ctx.query.number), mediumOf(ctx.query.medium), { markRead: true });
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = renderer.render('simulator/thread', { ...threadData(conv), locale: localeOf(ctx), csrf: csrfToken(ctx) }, '');
+    ctx.body = renderer.render('simulator/thread', { ...threadData(conv, ctx.services.config.DEFAULT_TIMEZONE), locale: localeOf(ctx), csrf: csrfToken(ctx) }, '');
   }));
 
   r.post('/simulator/send', needs('simulator.use'), h(async (ctx) => {
