@@ -27,9 +27,11 @@ export interface ClaimedRow {
 
 const RETURNING = 'id, contact_id, purpose, priority, broadcast_id, content, language, channel, address_id, attempts, created_at';
 
+// ARRAY(…) makes PostgreSQL lock the chosen rows first and then find each by its primary key (an
+// IN (…) sub-query may be planned as a hash join over the whole outbox).
 const CLAIM_PG = `UPDATE outbox SET status = 'sending', claimed_by = ?, claimed_at = ?
- WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
-   ORDER BY priority, id LIMIT ? FOR UPDATE SKIP LOCKED)
+ WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
+   ORDER BY priority, id LIMIT ? FOR UPDATE SKIP LOCKED))
  RETURNING ${RETURNING}`;
 
 const CLAIM_SQLITE = `UPDATE outbox SET status = 'sending', claimed_by = ?, claimed_at = ?
@@ -146,6 +148,7 @@ export async function writeResults(db: Pick<Database, 'knex' | 'kind'>, claimer:
 const IN_IDS = { sqlite: 'IN (SELECT value FROM json_each(?))', postgresql: '= ANY(CAST(? AS integer[]))' } as const;
 const IN_TEXTS = { sqlite: 'IN (SELECT value FROM json_each(?))', postgresql: '= ANY(CAST(? AS text[]))' } as const;
 
+
 function idsParam(db: Pick<Database, 'kind'>, ids: readonly number[]): string {
   return db.kind === 'postgresql' ? `{${ids.map((n) => Math.trunc(Number(n))).join(',')}}` : JSON.stringify(ids);
 }
@@ -155,15 +158,23 @@ function textsParam(db: Pick<Database, 'kind'>, texts: readonly string[]): strin
   return db.kind === 'postgresql' ? `{${texts.map((t) => `"${t}"`).join(',')}}` : JSON.stringify(texts);
 }
 
-function batchSql(kind: 'sqlite' | 'postgresql'): string {
-  return `SELECT c.id, c.status, c.stopped_at, c.erased_at, c.language, s.purpose,
+// On PostgreSQL the joins are LATERAL (with OFFSET 0, which keeps the planner from flattening them)
+// so that each contact's consents and addresses are found through their indexes instead of hashing
+// whole tables; SQLite's planner does that by itself.
+const BATCH_SQL = {
+  sqlite: `SELECT c.id, c.status, c.stopped_at, c.erased_at, c.language, s.purpose,
   a.id AS address_id, a.channel, a.kind, a.address, a.opted_out, a.last_inbound_at
 FROM contacts c
-LEFT JOIN consent_state s ON s.contact_id = c.id AND s.granted = ? AND s.purpose ${IN_TEXTS[kind]}
+LEFT JOIN consent_state s ON s.contact_id = c.id AND s.granted = ? AND s.purpose ${IN_TEXTS.sqlite}
 LEFT JOIN contact_addresses a ON a.contact_id = c.id
-WHERE c.id ${IN_IDS[kind]}`;
-}
-const BATCH_SQL = { sqlite: batchSql('sqlite'), postgresql: batchSql('postgresql') };
+WHERE c.id ${IN_IDS.sqlite}`,
+  postgresql: `SELECT c.id, c.status, c.stopped_at, c.erased_at, c.language, s.purpose,
+  a.id AS address_id, a.channel, a.kind, a.address, a.opted_out, a.last_inbound_at
+FROM contacts c
+LEFT JOIN LATERAL (SELECT purpose FROM consent_state WHERE contact_id = c.id AND granted = ? AND purpose ${IN_TEXTS.postgresql} OFFSET 0) s ON true
+LEFT JOIN LATERAL (SELECT id, channel, kind, address, opted_out, last_inbound_at FROM contact_addresses WHERE contact_id = c.id OFFSET 0) a ON true
+WHERE c.id ${IN_IDS.postgresql}`,
+};
 
 /**
  * The contacts of a batch with, per address, one row per purpose (among `purposes`) they currently
@@ -184,12 +195,14 @@ export async function lastInboundRows(db: Pick<Database, 'knex' | 'kind'>, conta
   return rowsOf(await db.knex.raw(LAST_CHANNEL_SQL[db.kind], [idsParam(db, contactIds)]));
 }
 
-function changedSql(kind: 'sqlite' | 'postgresql'): string {
-  return `SELECT c.id, c.status, c.stopped_at, c.erased_at, s.purpose
+const CHANGED_SQL = {
+  sqlite: `SELECT c.id, c.status, c.stopped_at, c.erased_at, s.purpose
 FROM contacts c LEFT JOIN consent_state s ON s.contact_id = c.id AND s.granted = ?
-WHERE c.id ${IN_IDS[kind]} AND (c.status <> 'active' OR c.erased_at IS NOT NULL OR s.contact_id IS NOT NULL)`;
-}
-const CHANGED_SQL = { sqlite: changedSql('sqlite'), postgresql: changedSql('postgresql') };
+WHERE c.id ${IN_IDS.sqlite} AND (c.status <> 'active' OR c.erased_at IS NOT NULL OR s.contact_id IS NOT NULL)`,
+  postgresql: `SELECT c.id, c.status, c.stopped_at, c.erased_at, s.purpose
+FROM contacts c LEFT JOIN LATERAL (SELECT contact_id, purpose FROM consent_state WHERE contact_id = c.id AND granted = ? OFFSET 0) s ON true
+WHERE c.id ${IN_IDS.postgresql} AND (c.status <> 'active' OR c.erased_at IS NOT NULL OR s.contact_id IS NOT NULL)`,
+};
 
 /**
  * Of these contacts, those that may have changed since their batch was prepared with them active
