@@ -121,7 +121,7 @@ const schema = z
     RUN_SCHEDULER: bool(true),
     // The outbox dispatcher (src/messaging/dispatcher.ts): one loop per process.
     RUN_DISPATCHER: bool(true),
-    DISPATCH_CONCURRENCY: int(128, 1, 1024), // provider requests in flight at once
+    DISPATCH_CONCURRENCY: int(512, 1, 4096), // messages between their last check and the provider's answer, at once
     DISPATCH_BATCH_SIZE: int(500, 1, 5000), // outbox rows claimed per query
     DISPATCH_MAX_ATTEMPTS: int(5, 1, 50), // transient errors are retried until this many attempts
     DISPATCH_CLAIM_TIMEOUT_SECONDS: int(60, 2, 3600), // a claim not renewed for this long belonged to a dead process

@@ -123,19 +123,18 @@ export async function writeResults(db: Pick<Database, 'knex' | 'kind'>, claimer:
   if (results.length === 0) return 0;
   const pg = db.kind === 'postgresql';
   const time = pg ? (d: Date | null | undefined) => (d ? d.toISOString() : null) : (d: Date | null | undefined) => (d ? d.getTime() : null);
-  const payload = results.map((r) => ({
-    i: r.id,
-    s: r.status,
-    p: r.providerId ?? null,
-    g: r.segments ?? null,
-    c: r.channel ?? null,
-    a: r.addressId ?? null,
-    n: r.attempts,
-    e: r.errorCode ?? null,
-    d: r.errorDetail ?? null,
-    b: time(r.notBefore),
-    t: time(r.statusAt),
-  }));
+  // Absent keys read as NULL: only what a row has travels.
+  const payload = results.map((r) => {
+    const o: Record<string, unknown> = { i: r.id, s: r.status, n: r.attempts, t: time(r.statusAt) };
+    if (r.providerId) o.p = r.providerId;
+    if (r.segments !== null && r.segments !== undefined) o.g = r.segments;
+    if (r.channel) o.c = r.channel;
+    if (r.addressId !== null && r.addressId !== undefined) o.a = r.addressId;
+    if (r.errorCode) o.e = r.errorCode;
+    if (r.errorDetail) o.d = r.errorDetail;
+    if (r.notBefore) o.b = time(r.notBefore);
+    return o;
+  });
   const res = await db.knex.raw(pg ? WRITE_PG : WRITE_SQLITE, [JSON.stringify(payload), claimer]);
   return pg ? rowsOf(res).length : results.length;
 }

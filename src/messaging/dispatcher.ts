@@ -125,8 +125,8 @@ interface Task {
 }
 
 const FLUSH_SIZE = 500;
-const WORKERS_PER_SLOT = 4;
-const RECHECK_GATHER_MS = 4;
+const WORKERS_PER_SLOT = 2;
+const RECHECK_GATHER_MS = 8;
 /** Early statuses (status.ts) are looked for at most this often. */
 const EARLY_EVERY_MS = 1_000;
 const MAX_THROTTLE_MS = 60_000;
@@ -562,18 +562,13 @@ export class Dispatcher {
         throw err;
       }
     }
-    // The last check; a request slot (at most DISPATCH_CONCURRENCY requests in flight); then the
-    // hard bound on the rate: `admit` records the request as leaving now (nothing is awaited between
-    // it and the request) and refuses while the last second is full. A wait long enough for a STOP
-    // to land is followed by another check.
+    // A request slot (at most DISPATCH_CONCURRENCY messages between their last check and the
+    // provider's answer); the last check; then the hard bound on the rate: `admit` records the request
+    // as leaving now (nothing is awaited between it and the request) and refuses while the last second
+    // is full. A wait long enough for a STOP to land is followed by another check.
     const t1 = performance.now();
-    if (!(await this.lastCheck(row))) return;
-    const queued = performance.now();
     await this.slots.acquire();
-    const t3 = performance.now();
-    this.timings.stageLimiter += t1 - t0;
-    this.timings.stageCheck += queued - t1;
-    this.timings.stageSlot += t3 - queued;
+    const queued = performance.now();
     let res: SendResult;
     try {
       if (this.stopping) {
@@ -585,7 +580,11 @@ export class Dispatcher {
       const paused = limiter?.pausedFor() ?? 0;
       if (paused > 2_000) return this.requeue(row, Date.now() + paused);
       if (paused > 0) await new Promise((r) => setTimeout(r, Math.ceil(paused)));
-      if (performance.now() - queued >= RECHECK_GATHER_MS && !(await this.lastCheck(row))) return;
+      if (!(await this.lastCheck(row))) return;
+      const t3 = performance.now();
+      this.timings.stageLimiter += t1 - t0;
+      this.timings.stageSlot += queued - t1;
+      this.timings.stageCheck += t3 - queued;
       if (limiter && task.cost > 0) {
         for (let rechecks = 0; ; ) {
           const wait = limiter.admit(task.cost);

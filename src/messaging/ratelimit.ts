@@ -27,6 +27,9 @@ export interface RateLimiterOptions {
   now?: () => number;
 }
 
+/** The one-second window, with its margin. */
+const WINDOW_MS = 1_003;
+
 /** The largest window the limiter tracks exactly; above this rate only the token bucket applies. */
 const MAX_WINDOW_TOKENS = 100_000;
 
@@ -92,9 +95,9 @@ export class RateLimiter {
     const now = this.now();
     const n = this.window.length;
     const k = Math.min(cost, n);
-    // One millisecond of margin: timers fire on whole milliseconds, and a request admitted exactly a
-    // second after another must not land in the same second as seen by anyone with a coarser clock.
-    const wait = this.window[(this.pos + k - 1) % n] + 1001 - now;
+    // A few milliseconds of margin (0.3% of the rate at most): timers fire on whole milliseconds, and
+    // a busy machine can pause the process between this check and the request leaving.
+    const wait = this.window[(this.pos + k - 1) % n] + WINDOW_MS - now;
     if (wait > 0) return wait;
     for (let i = 0; i < k; i++) {
       this.window[this.pos] = now;
