@@ -7,9 +7,12 @@
  *   prepare    per batch, in a few set-based queries: the contacts, their consents and addresses;
  *              skip whoever is not active or lacks consent for the row's purpose; render broadcast
  *              content (dispatcher-render.ts); choose the channel (dispatcher-route.ts);
- *   send       with bounded concurrency (DISPATCH_CONCURRENCY requests in flight), each after the
- *              channel's rate limiter gives its tokens (an SMS costs one per segment) and after a
- *              last check of the contact (below), through the channel adapter;
+ *   send       each message after the channel's rate limiter gives its tokens (an SMS costs one per
+ *              segment; replies are served before surveys before broadcasts), then with bounded
+ *              concurrency (at most DISPATCH_CONCURRENCY messages between their last check and the
+ *              provider's answer; requests on the wire are further bounded by the adapters'
+ *              connection pools), a last check of the contact (below), and the one-second rate window,
+ *              through the channel adapter; messages to one contact go one after the other;
  *   record     results in batches, one UPDATE per batch (dispatcher-sql.ts `writeResults`).
  *
  * Who may receive what (checked when the batch is prepared, and again right before each request):
@@ -19,9 +22,10 @@
  *     the person wrote after stopping (the STOP confirmation itself, a HELP answer). A blocked or
  *     erased contact gets nothing.
  * The STOP race: a row claimed before a STOP is stored and sent after it. The last check runs after
- * the rate limiter's wait, immediately before the provider request (batched: one query for the
- * requests that reach it within a few milliseconds of each other; checked again if the one-second
- * rate window then made the request wait), so a STOP stored before that check stops the message.
+ * every wait (the rate limiter, a free slot), immediately before the provider request (batched: one
+ * query for the requests that reach it within a few milliseconds of each other; checked again if
+ * the one-second rate window then made the request wait), so a STOP stored before that check stops
+ * the message.
  * What remains is a request that passed the check before the STOP was stored: it is already on its
  * way to the provider (a millisecond on loopback) when the STOP lands — sent before the STOP, not
  * after. Closing even that would need the STOP to wait for requests in flight (a row lock held
