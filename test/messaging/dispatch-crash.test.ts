@@ -61,8 +61,17 @@ describe('dispatcher processes', () => {
     await until(async () => fake.acceptedTotal >= 6_000, 120_000, '6,000 messages at the fake provider');
     await first.kill();
     const acceptedAtKill = fake.acceptedTotal;
-    const inFlight = toInt((await db.knex('outbox').where({ broadcast_id: 1, status: 'sending' }).count({ n: '*' }).first())?.n);
     expect(acceptedAtKill).toBeLessThan(n); // it really died in the middle
+    // A statement the dead process had sent may still complete on the database server (PostgreSQL
+    // finishes it): count the rows it left claimed once they stop changing.
+    let inFlight = -1;
+    await until(async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      const now = toInt((await db.knex('outbox').where({ broadcast_id: 1, status: 'sending' }).count({ n: '*' }).first())?.n);
+      const settled = now === inFlight;
+      inFlight = now;
+      return settled;
+    }, 30_000, 'the dead process to leave the database');
     expect(inFlight).toBeGreaterThan(0);
     expect(inFlight).toBeLessThanOrEqual(first.ready.maxHeld);
 
