@@ -87,10 +87,8 @@ describe('phone simulator', () => {
   it('renders SMS as text with numbered options and its segment count', async () => {
     const sent = await editor.submit('/simulator', '/simulator/send', { number: '+51999000002', medium: 'sms', text: 'JOIN' });
     expect(sent.status).toBe(302);
-    await until(async () => {
-      const page = await editor.get('/simulator?number=%2B51999000002&medium=sms');
-      return /class="segments"/.test(page.text_);
-    });
+    // Wait until the dispatcher has sent the reply on the simulator channel, not only queued it.
+    await until(async () => channelsFor(appConfig()).simulator.sms.sent('+51999000002').length > 0, 30_000);
     const page = await editor.get('/simulator?number=%2B51999000002&medium=sms');
     expect(page.text_).toContain('class="phone sms"');
     expect(page.text_).toMatch(/\d SMS segment\(s\), (GSM-7|UCS-2)/);
