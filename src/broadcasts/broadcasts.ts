@@ -307,9 +307,15 @@ async function fanOutIn(knex: Knex, config: Config, id: number, opts: { now?: Da
       if (!b) throw notFound('There is no such broadcast');
       throw new HttpError(409, 'conflict', `The broadcast is ${b.status}: it cannot be sent again`);
     }
-    // PostgreSQL joins the audience's list, consent and address sets in hash tables: let them fit in
-    // memory (this transaction only) rather than spill to temporary files.
-    if (pg) await trx.raw("SET LOCAL work_mem = '64MB'");
+    // PostgreSQL, for this transaction only: the audience's list, consent and address sets are all in
+    // contact order in their indexes, so merge joins stream the recipients in contact order (and the
+    // outbox indexes on contact_id fill in order) where hash joins would first build a table of each
+    // set — measured on a million recipients, the insert takes about 0.6 of the time; and what still
+    // sorts or hashes gets the memory to do it without temporary files.
+    if (pg) {
+      await trx.raw("SET LOCAL work_mem = '64MB'");
+      await trx.raw('SET LOCAL enable_hashjoin = off');
+    }
     const b = readBroadcast({ ...(await trx('broadcasts').where('id', id).first()) });
     const version = await sendableVersion(trx, b);
     const r = await recipientsOf(trx, config, b, version, now);
