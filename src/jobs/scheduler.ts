@@ -104,10 +104,11 @@ export function periodMs(def: Pick<JobDefinition, 'interval' | 'cron'>, parseVal
   const value = def.cron !== undefined ? later.parse.cron(def.cron) : def.interval !== undefined ? parseValue(def.interval) : undefined;
   if (typeof value === 'number') return value > 0 ? value : undefined;
   if (value === undefined || value === null || typeof value !== 'object') return undefined;
-  const next = later.schedule(value).next(4, new Date());
-  if (!Array.isArray(next) || next.length < 2) return undefined;
+  // Start on a whole minute: later.js may carry the current milliseconds into the first occurrence only.
+  const next = later.schedule(value).next(5, new Date(Math.floor(Date.now() / 60_000) * 60_000));
+  if (!Array.isArray(next) || next.length < 3) return undefined;
   let gap = Infinity;
-  for (let i = 1; i < next.length; i++) gap = Math.min(gap, next[i].getTime() - next[i - 1].getTime());
+  for (let i = 2; i < next.length; i++) gap = Math.min(gap, next[i].getTime() - next[i - 1].getTime());
   return Number.isFinite(gap) && gap > 0 ? gap : undefined;
 }
 
