@@ -12,6 +12,7 @@
  * renders thousands of messages a second from a handful of templates. Output is plain text (no HTML
  * escaping). A variable with no value renders empty.
  */
+import { editDistance } from '../util/text.js';
 import Handlebars from 'handlebars';
 
 const hb = Handlebars.create();
@@ -110,7 +111,7 @@ export function suggest(name: string, known: Iterable<string>): string | null {
   let best: string | null = null;
   let bestD = 3;
   for (const k of known) {
-    const d = distance(name.toLowerCase(), k.toLowerCase());
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
     if (d < bestD) {
       bestD = d;
       best = k;
@@ -119,19 +120,6 @@ export function suggest(name: string, known: Iterable<string>): string | null {
   return best;
 }
 
-function distance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
-}
 
 /** What a template is rendered with. */
 export interface TemplateData {

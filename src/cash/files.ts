@@ -3,6 +3,7 @@
  * column mapping (given, or guessed from the headers in English and Spanish), cell values, phone
  * numbers (the contacts domain's normalisation) and per-row errors (row, column, reason).
  */
+import { parseMappingText } from '../contacts/import.js';
 import { HttpError } from '../http/errors.js';
 import { phoneNormaliser } from '../contacts/import.js';
 import { detectFormat, FileError, readSource, type Cell, type ImportFormat, type Source } from '../contacts/import-read.js';
@@ -115,16 +116,7 @@ export function resolveColumns<T extends string>(headers: string[], given: Recor
 }
 
 /** "household_id=ID hogar, phone=Celular" → {household_id: "ID hogar", phone: "Celular"}. */
-export function parseMappingText(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of text.split(/[,\n]/)) {
-    if (!part.trim()) continue;
-    const i = part.indexOf('=');
-    if (i <= 0) throw new HttpError(400, 'validation_failed', 'The request is not valid', { mapping: `"${part.trim()}" should be target=Column, such as phone=Telefono` });
-    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
-  }
-  return out;
-}
+export { parseMappingText };
 
 /**
  * Phone numbers of one file as E.164, or why not: the contacts import's normaliser (libphonenumber,

@@ -5,6 +5,7 @@
  * both formats share (names, references, expressions, choice lists); `compileSurvey` turns it
  * into the form the engine runs. The version is the hash of the definition's content.
  */
+import { editDistance } from '../util/text.js';
 import { createHash } from 'node:crypto';
 import { compileExpression, ExprError, references, type Compiled, type Node } from './expr.js';
 
@@ -247,18 +248,7 @@ function suggest(name: string, candidates: Iterable<string>): string {
 }
 
 function distance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3) return 99;
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
+  return Math.abs(a.length - b.length) > 3 ? 99 : editDistance(a, b);
 }
 
 /** Whether a literal default suits its question. */

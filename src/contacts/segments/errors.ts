@@ -1,4 +1,5 @@
 /** Errors in a segment query, with the place they were found and, for misspellings, a suggestion. */
+import { editDistance } from '../../util/text.js';
 
 export interface Position {
   /** 0-based character offset in the query text. */
@@ -46,21 +47,7 @@ export function positionAt(text: string, offset: number, length = 1): Position {
   return { offset, line, column: offset - lineStart + 1, length: Math.max(1, length) };
 }
 
-/** Levenshtein edit distance (insertions, deletions, substitutions), case-insensitive. */
-export function editDistance(a: string, b: string): number {
-  const s = a.toLowerCase();
-  const t = b.toLowerCase();
-  if (s === t) return 0;
-  let prev = Array.from({ length: t.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= s.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= t.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (s[i - 1] === t[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[t.length];
-}
+export { editDistance };
 
 /** The candidate closest to `word`, if it is close enough to be a likely misspelling. */
 export function nearest(word: string, candidates: Iterable<string>): string | undefined {
