@@ -1,6 +1,6 @@
 /**
  * Group commit for webhooks: what concurrent webhook requests parsed (messages and statuses) is
- * stored together, in one transaction per kind, while the previous group is being written. A
+ * stored together, in one transaction, while the previous group is being written. A
  * request waits only for its own group; at low load a group is one request, at high load it is
  * everything that arrived during the last write, so the number of transactions (and queries)
  * grows much slower than the number of requests. Nothing waits on a timer.
@@ -10,8 +10,8 @@
  */
 import type { StatusUpdate } from './types.js';
 import type { ParsedInbound, RouterServices } from '../messaging/types.js';
-import { storeInboundBatch } from '../messaging/inbound.js';
-import { applyStatuses } from '../messaging/status.js';
+import { storeInboundIn } from '../messaging/inbound.js';
+import { applyStatusesIn } from '../messaging/status.js';
 
 export interface IngestOutcome {
   stored: number[];
@@ -86,8 +86,12 @@ export class Ingest {
   private async write(group: Job[]): Promise<IngestOutcome[]> {
     const messages = group.flatMap((j) => j.messages);
     const statuses = group.flatMap((j) => j.statuses);
-    const ids = messages.length ? await storeInboundBatch(this.services.db.knex, messages) : [];
-    if (statuses.length) await applyStatuses(this.services.db, statuses);
+    // One transaction for the group: its messages, then its statuses.
+    const ids = await this.services.db.knex.transaction(async (trx) => {
+      const stored = messages.length ? await storeInboundIn(trx, messages) : [];
+      if (statuses.length) await applyStatusesIn(trx, statuses);
+      return stored;
+    });
     this.groups++;
     this.events += messages.length + statuses.length;
     const fresh = ids.filter((id): id is number => id !== null);

@@ -48,91 +48,95 @@ function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
 
 /** Like storeInbound, with one outcome per message in the order given: the new id, or null for a duplicate. */
 export async function storeInboundBatch(knex: Knex, messages: readonly ParsedInbound[]): Promise<(number | null)[]> {
+  if (messages.length === 0) return [];
+  return knex.transaction((trx) => storeInboundIn(trx, messages));
+}
+
+/** storeInboundBatch inside the caller's transaction (the webhooks also apply a group's statuses in it). */
+export async function storeInboundIn(trx: Knex, messages: readonly ParsedInbound[]): Promise<(number | null)[]> {
   const outcome: (number | null)[] = messages.map(() => null);
   if (messages.length === 0) return outcome;
   const rows = messages.map((m) => ({ m, channel: m.channel, providerId: clean(m.providerId).slice(0, 200), address: clean(m.from) }));
   const key = (channel: string, providerId: string) => `${channel}\u0000${providerId}`;
 
-  return knex.transaction(async (trx) => {
-    // 1. Replays within the batch: the first copy stands for the others. Replays of messages
-    //    stored earlier are found by the insert itself (ON CONFLICT DO NOTHING), with no extra read.
-    const firstOf = new Map<string, number>();
-    rows.forEach((r, i) => {
-      const k = key(r.channel, r.providerId);
-      if (!firstOf.has(k)) firstOf.set(k, i);
-    });
-    const fresh = [...firstOf.values()];
-
-    // 2. Contacts by address: a few queries for the whole batch, known senders or new.
-    const addrKey = (medium: string, address: string) => `${medium}\u0000${address}`;
-    const contactOf = await findOrCreateContacts(
-      trx,
-      fresh.map((i) => ({ medium: rows[i].m.medium, kind: rows[i].m.fromKind, address: rows[i].address })),
-    );
-
-    // 3. The messages themselves; a concurrent writer of the same id (another process) wins quietly.
-    const inserted = new Map<string, number>();
-    for (const part of chunks(fresh)) {
-      const values = part.map((i) => {
-        const r = rows[i];
-        const c = contactOf.get(addrKey(r.m.medium, r.address))!;
-        return {
-          channel: r.channel,
-          provider_id: r.providerId,
-          contact_id: c.contactId,
-          address_id: c.addressId,
-          kind: r.m.kind,
-          text: r.m.text === null || r.m.text === undefined ? null : clean(r.m.text),
-          payload: r.m.payload === null || r.m.payload === undefined ? null : clean(r.m.payload).slice(0, 256),
-          keep: false,
-          received_at: r.m.receivedAt,
-        };
-      });
-      const back: { id: unknown; channel: string; provider_id: string }[] = await trx('inbound_messages').insert(values).onConflict(['channel', 'provider_id']).ignore().returning(['id', 'channel', 'provider_id']);
-      for (const b of back) inserted.set(key(String(b.channel), String(b.provider_id)), toInt(b.id));
-    }
-
-    // 4. Last inbound (per address) and last seen (per contact) move forward to the newest message,
-    //    never back (a late replay of an old message does not shorten the window). One statement per
-    //    table: the newest time is read from the messages just inserted (ids from the first of them
-    //    on, through the contact_id index), whatever mix of times the batch holds.
-    const addressIds = new Set<number>();
-    const contactIds = new Set<number>();
-    let firstId = Infinity;
-    for (const i of fresh) {
-      const r = rows[i];
-      const id = inserted.get(key(r.channel, r.providerId));
-      if (id === undefined) continue;
-      outcome[i] = id;
-      if (id < firstId) firstId = id;
-      const c = contactOf.get(addrKey(r.m.medium, r.address))!;
-      addressIds.add(c.addressId);
-      contactIds.add(c.contactId);
-    }
-    if (addressIds.size === 0) return outcome;
-    const newest = (owner: 'address' | 'contact') =>
-      trx('inbound_messages as m')
-        .max('m.received_at')
-        .where('m.contact_id', trx.ref(owner === 'address' ? 'contact_addresses.contact_id' : 'contacts.id'))
-        .where('m.id', '>=', firstId)
-        .modify((q) => {
-          if (owner === 'address') q.where('m.address_id', trx.ref('contact_addresses.id'));
-        });
-    for (const part of chunks([...addressIds])) {
-      await trx('contact_addresses')
-        .whereIn('id', part)
-        .where((w) => w.whereNull('last_inbound_at').orWhere('last_inbound_at', '<', newest('address')))
-        .update({ last_inbound_at: newest('address') });
-    }
-    const now = new Date();
-    for (const part of chunks([...contactIds])) {
-      await trx('contacts')
-        .whereIn('id', part)
-        .where((w) => w.whereNull('last_seen_at').orWhere('last_seen_at', '<', newest('contact')))
-        .update({ last_seen_at: newest('contact'), updated_at: now });
-    }
-    return outcome;
+  // 1. Replays within the batch: the first copy stands for the others. Replays of messages
+  //    stored earlier are found by the insert itself (ON CONFLICT DO NOTHING), with no extra read.
+  const firstOf = new Map<string, number>();
+  rows.forEach((r, i) => {
+    const k = key(r.channel, r.providerId);
+    if (!firstOf.has(k)) firstOf.set(k, i);
   });
+  const fresh = [...firstOf.values()];
+
+  // 2. Contacts by address: a few queries for the whole batch, known senders or new.
+  const addrKey = (medium: string, address: string) => `${medium}\u0000${address}`;
+  const contactOf = await findOrCreateContacts(
+    trx,
+    fresh.map((i) => ({ medium: rows[i].m.medium, kind: rows[i].m.fromKind, address: rows[i].address })),
+  );
+
+  // 3. The messages themselves; a concurrent writer of the same id (another process) wins quietly.
+  const inserted = new Map<string, number>();
+  for (const part of chunks(fresh)) {
+    const values = part.map((i) => {
+      const r = rows[i];
+      const c = contactOf.get(addrKey(r.m.medium, r.address))!;
+      return {
+        channel: r.channel,
+        provider_id: r.providerId,
+        contact_id: c.contactId,
+        address_id: c.addressId,
+        kind: r.m.kind,
+        text: r.m.text === null || r.m.text === undefined ? null : clean(r.m.text),
+        payload: r.m.payload === null || r.m.payload === undefined ? null : clean(r.m.payload).slice(0, 256),
+        keep: false,
+        received_at: r.m.receivedAt,
+      };
+    });
+    const back: { id: unknown; channel: string; provider_id: string }[] = await trx('inbound_messages').insert(values).onConflict(['channel', 'provider_id']).ignore().returning(['id', 'channel', 'provider_id']);
+    for (const b of back) inserted.set(key(String(b.channel), String(b.provider_id)), toInt(b.id));
+  }
+
+  // 4. Last inbound (per address) and last seen (per contact) move forward to the newest message,
+  //    never back (a late replay of an old message does not shorten the window). One statement per
+  //    table: the newest time is read from the messages just inserted (ids from the first of them
+  //    on, through the contact_id index), whatever mix of times the batch holds.
+  const addressIds = new Set<number>();
+  const contactIds = new Set<number>();
+  let firstId = Infinity;
+  for (const i of fresh) {
+    const r = rows[i];
+    const id = inserted.get(key(r.channel, r.providerId));
+    if (id === undefined) continue;
+    outcome[i] = id;
+    if (id < firstId) firstId = id;
+    const c = contactOf.get(addrKey(r.m.medium, r.address))!;
+    addressIds.add(c.addressId);
+    contactIds.add(c.contactId);
+  }
+  if (addressIds.size === 0) return outcome;
+  const newest = (owner: 'address' | 'contact') =>
+    trx('inbound_messages as m')
+      .max('m.received_at')
+      .where('m.contact_id', trx.ref(owner === 'address' ? 'contact_addresses.contact_id' : 'contacts.id'))
+      .where('m.id', '>=', firstId)
+      .modify((q) => {
+        if (owner === 'address') q.where('m.address_id', trx.ref('contact_addresses.id'));
+      });
+  for (const part of chunks([...addressIds])) {
+    await trx('contact_addresses')
+      .whereIn('id', part)
+      .where((w) => w.whereNull('last_inbound_at').orWhere('last_inbound_at', '<', newest('address')))
+      .update({ last_inbound_at: newest('address') });
+  }
+  const now = new Date();
+  for (const part of chunks([...contactIds])) {
+    await trx('contacts')
+      .whereIn('id', part)
+      .where((w) => w.whereNull('last_seen_at').orWhere('last_seen_at', '<', newest('contact')))
+      .update({ last_seen_at: newest('contact'), updated_at: now });
+  }
+  return outcome;
 }
 
 /** Routes one stored message (if nobody has yet). Returns the route, or null if it was already handled. */

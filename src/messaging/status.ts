@@ -62,8 +62,21 @@ function key(u: { channel: string; providerId: string }): string {
   return `${u.channel}\u0000${u.providerId}`;
 }
 
-/** Applies a batch of statuses (one webhook's worth, or more) to the outbox. */
+/** Applies a batch of statuses (one webhook's worth, or more) to the outbox, in one transaction. */
 export async function applyStatuses(db: Pick<Database, 'knex'>, updates: readonly StatusUpdate[], opts: ApplyOptions = {}): Promise<ApplyResult> {
+  if (updates.length === 0) return { applied: 0, ignored: 0, early: 0, requeued: 0, optedOut: 0 };
+  return db.knex.transaction((trx) => applyStatusesIn(trx, updates, opts));
+}
+
+/**
+ * Like applyStatuses, inside the caller's transaction (the webhooks store a group's messages and
+ * apply its statuses in one). Set-based: the non-failure statuses cost one UPDATE per (channel,
+ * status, time) in rank order — a webhook group's statuses share their second, so that is about
+ * one statement per status kind — plus one read of the ids that moved nothing, to tell a replay
+ * from a status that came before its id was recorded. Failures, rare and with side effects, are
+ * applied one by one after the others.
+ */
+export async function applyStatusesIn(trx: Knex, updates: readonly StatusUpdate[], opts: ApplyOptions = {}): Promise<ApplyResult> {
   const result: ApplyResult = { applied: 0, ignored: 0, early: 0, requeued: 0, optedOut: 0 };
   if (updates.length === 0) return result;
   const now = opts.now ?? new Date();
@@ -88,79 +101,103 @@ export async function applyStatuses(db: Pick<Database, 'knex'>, updates: readonl
   const rank = (s: StatusUpdate['status']) => (s === 'failed' ? 5 : STATUS_RANK[s]);
   unique.sort((a, b) => rank(a.status) - rank(b.status));
 
+  // Forward moves, grouped by (status, channel, time) in rank order.
+  const groups = new Map<string, StatusUpdate[]>();
+  for (const u of unique) {
+    if (u.status === 'failed') continue;
+    const g = `${u.status}\u0000${u.channel}\u0000${u.at.getTime()}`;
+    const list = groups.get(g);
+    if (list) list.push(u);
+    else groups.set(g, [u]);
+  }
+  const moved = new Set<string>();
+  for (const list of groups.values()) {
+    const { status, channel, at } = list[0];
+    for (let i = 0; i < list.length; i += 500) {
+      const rows: { provider_id: unknown }[] = await trx('outbox')
+        .where('channel', channel)
+        .whereIn('provider_id', list.slice(i, i + 500).map((u) => u.providerId))
+        .whereIn('status', APPLIES_TO[status])
+        .update({ status, status_at: at })
+        .returning(['provider_id']);
+      for (const r of rows) moved.add(key({ channel, providerId: String(r.provider_id) }) + '\u0000' + status);
+      result.applied += rows.length;
+    }
+  }
+
+  // Failures, one by one (they may requeue a row or stop an address).
   const stops: { medium: Medium; address: string; evidence: string; at: Date }[] = [];
-  await db.knex.transaction(async (trx) => {
-    const ids = [...new Set(unique.map((u) => u.providerId))];
+  const stillOpen: StatusUpdate[] = [];
+  for (const u of unique) {
+    if (u.status !== 'failed') {
+      if (!moved.has(key(u) + '\u0000' + u.status)) stillOpen.push(u);
+      continue;
+    }
+    const code = (u.error?.code ?? 'failed').slice(0, 32);
+    const detail = u.error?.detail?.slice(0, 300) ?? null;
+    if (u.error?.class === 'window_closed') {
+      // It never reached the person: send it again, by SMS (see the module comment).
+      const n = await trx('outbox')
+        .where({ provider_id: u.providerId, channel: u.channel, status: 'sent' })
+        .update({ status: 'queued', channel: 'sms', provider_id: null, address_id: null, not_before: null, claimed_by: null, claimed_at: null, error_code: code, error_detail: detail, status_at: u.at });
+      if (n > 0) {
+        result.requeued += n;
+        result.applied += n;
+        continue;
+      }
+    }
+    const rows = await trx('outbox')
+      .where({ provider_id: u.providerId, channel: u.channel })
+      .whereIn('status', APPLIES_TO.failed)
+      .update({ status: 'failed', status_at: u.at, error_code: code, error_detail: detail })
+      .returning(['id', 'address_id']);
+    if (rows.length === 0) {
+      stillOpen.push(u);
+      continue;
+    }
+    result.applied += rows.length;
+    if (u.error?.class === 'opted_out') {
+      for (const r of rows as { address_id: unknown }[]) {
+        if (r.address_id === null || r.address_id === undefined) continue;
+        const a = await trx('contact_addresses').where('id', toInt(r.address_id)).first('channel', 'address');
+        if (a) stops.push({ medium: a.channel as Medium, address: String(a.address), evidence: `${u.channel} ${code} ${u.providerId}`, at: u.at });
+      }
+    }
+  }
+
+  // What moved nothing: a replay or an out-of-order arrival (the id is known), or a status that
+  // came before the dispatcher recorded the id (kept for later).
+  if (stillOpen.length) {
     const known = new Set<string>();
+    const ids = [...new Set(stillOpen.map((u) => u.providerId))];
     for (let i = 0; i < ids.length; i += 500) {
       const rows = await trx('outbox').whereIn('provider_id', ids.slice(i, i + 500)).select('provider_id', 'channel');
       for (const r of rows) known.add(key({ channel: String(r.channel), providerId: String(r.provider_id) }));
     }
     const early: Record<string, unknown>[] = [];
-    for (const u of unique) {
-      if (!known.has(key(u))) {
-        if (opts.keepEarly === false) result.ignored++;
-        else {
-          early.push({
-            channel: u.channel,
-            provider_id: u.providerId.slice(0, 200),
-            status: u.status,
-            at: u.at,
-            error_class: u.error?.class ?? null,
-            error_code: u.error?.code?.slice(0, 32) ?? null,
-            error_detail: u.error?.detail?.slice(0, 300) ?? null,
-            received_at: now,
-          });
-          result.early++;
-        }
-        continue;
-      }
-      if (u.status !== 'failed') {
-        const n = await trx('outbox')
-          .where({ provider_id: u.providerId, channel: u.channel })
-          .whereIn('status', APPLIES_TO[u.status])
-          .update({ status: u.status, status_at: u.at });
-        if (n > 0) result.applied += n;
-        else result.ignored++;
-        continue;
-      }
-      const code = (u.error?.code ?? 'failed').slice(0, 32);
-      const detail = u.error?.detail?.slice(0, 300) ?? null;
-      if (u.error?.class === 'window_closed') {
-        // It never reached the person: send it again, by SMS (see the module comment).
-        const n = await trx('outbox')
-          .where({ provider_id: u.providerId, channel: u.channel, status: 'sent' })
-          .update({ status: 'queued', channel: 'sms', provider_id: null, address_id: null, not_before: null, claimed_by: null, claimed_at: null, error_code: code, error_detail: detail, status_at: u.at });
-        if (n > 0) {
-          result.requeued += n;
-          result.applied += n;
-          continue;
-        }
-      }
-      const rows = await trx('outbox')
-        .where({ provider_id: u.providerId, channel: u.channel })
-        .whereIn('status', APPLIES_TO.failed)
-        .update({ status: 'failed', status_at: u.at, error_code: code, error_detail: detail })
-        .returning(['id', 'address_id']);
-      if (rows.length === 0) {
+    for (const u of stillOpen) {
+      if (known.has(key(u)) || opts.keepEarly === false) {
         result.ignored++;
         continue;
       }
-      result.applied += rows.length;
-      if (u.error?.class === 'opted_out') {
-        for (const r of rows as { address_id: unknown }[]) {
-          if (r.address_id === null || r.address_id === undefined) continue;
-          const a = await trx('contact_addresses').where('id', toInt(r.address_id)).first('channel', 'address');
-          if (a) stops.push({ medium: a.channel as Medium, address: String(a.address), evidence: `${u.channel} ${code} ${u.providerId}`, at: u.at });
-        }
-      }
+      early.push({
+        channel: u.channel,
+        provider_id: u.providerId.slice(0, 200),
+        status: u.status,
+        at: u.at,
+        error_class: u.error?.class ?? null,
+        error_code: u.error?.code?.slice(0, 32) ?? null,
+        error_detail: u.error?.detail?.slice(0, 300) ?? null,
+        received_at: now,
+      });
+      result.early++;
     }
     for (let i = 0; i < early.length; i += 200) await trx('outbox_status_early').insert(early.slice(i, i + 200));
-    for (const s of stops) {
-      await stopOnChannel(trx, s.medium, s.address, { ref: s.evidence, at: s.at });
-      result.optedOut++;
-    }
-  });
+  }
+  for (const s of stops) {
+    await stopOnChannel(trx, s.medium, s.address, { ref: s.evidence, at: s.at });
+    result.optedOut++;
+  }
   return result;
 }
 

@@ -74,6 +74,32 @@ describe('statuses', () => {
     expect(toDate(row.status_at).toISOString()).toBe(t(3).toISOString());
   });
 
+  it('a batch over many messages (as a webhook group is) moves each row to its own status and time', async () => {
+    const a = await sentMessage();
+    const b = await sentMessage();
+    const c = await sentMessage();
+    const r = await applyStatuses(db, [
+      status(a.providerId, 'read', t(7)),
+      status(b.providerId, 'delivered', t(5)),
+      status(c.providerId, 'delivered', t(5)),
+      status(a.providerId, 'delivered', t(5)),
+      status(c.providerId, 'failed', t(6), { error: { class: 'permanent', code: '131026', detail: 'x' } }),
+      status(b.providerId, 'delivered', t(5)),
+      status('wamid.NOT-RECORDED-YET', 'delivered', t(5)),
+    ]);
+    // a: delivered then read; b: delivered (its copy ignored); c: delivered, then a failure after
+    // delivered changes nothing; the unknown id is kept for later.
+    expect(r).toMatchObject({ applied: 4, ignored: 2, early: 1 });
+    const rows = await Promise.all([a, b, c].map((m) => outboxRow(db.knex, m.id)));
+    expect(rows.map((x) => [x.status, toDate(x.status_at).toISOString()])).toEqual([
+      ['read', t(7).toISOString()],
+      ['delivered', t(5).toISOString()],
+      ['delivered', t(5).toISOString()],
+    ]);
+    expect(await db.knex('outbox_status_early').where('provider_id', 'wamid.NOT-RECORDED-YET').pluck('status')).toEqual(['delivered']);
+    await db.knex('outbox_status_early').delete();
+  });
+
   it('a status delivered three times has the effect of one', async () => {
     const m = await sentMessage();
     const d = status(m.providerId, 'delivered', t(5));
