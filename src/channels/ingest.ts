@@ -49,7 +49,13 @@ export class Ingest {
     if (messages.length === 0 && statuses.length === 0) return Promise.resolve({ stored: [], duplicates: 0, statuses: 0 });
     return new Promise((resolve, reject) => {
       this.queue.push({ messages, statuses, resolve, reject });
-      if (!this.running) void this.drain();
+      if (!this.running) {
+        // Start writing once this turn of the event loop has read every request that had arrived:
+        // they make the first group (no timer; SQLite's driver is synchronous, so nothing would
+        // arrive while a group is written otherwise).
+        this.running = true;
+        setImmediate(() => void this.drain());
+      }
     });
   }
 

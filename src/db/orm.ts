@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { MikroORM, type Options } from '@mikro-orm/core';
 import type { EntityManager, Knex } from '@mikro-orm/knex';
-import { SqliteDriver } from '@mikro-orm/sqlite';
+import { BetterSqliteDriver } from '@mikro-orm/better-sqlite';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import type { DatabaseSetting } from '../config.js';
@@ -38,8 +38,8 @@ const SQLITE_PRAGMAS = [
   'PRAGMA busy_timeout = 10000',
 ];
 
-interface Sqlite3Connection {
-  exec(sql: string, cb: (err: Error | null) => void): void;
+interface BetterSqlite3Connection {
+  exec(sql: string): unknown;
 }
 
 export function ormOptions(setting: DatabaseSetting, opts: { poolSize?: number; debug?: boolean } = {}): Options {
@@ -67,13 +67,18 @@ export function ormOptions(setting: DatabaseSetting, opts: { poolSize?: number; 
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     return {
       ...common,
-      driver: SqliteDriver,
+      driver: BetterSqliteDriver,
       dbName: file,
       pool: {
         min: 1,
         max: 1,
-        afterCreate: (conn: Sqlite3Connection, done: (err: Error | null, conn: unknown) => void) => {
-          conn.exec(SQLITE_PRAGMAS.join(';'), (err) => done(err, conn));
+        afterCreate: (conn: BetterSqlite3Connection, done: (err: Error | null, conn: unknown) => void) => {
+          try {
+            conn.exec(SQLITE_PRAGMAS.join(';'));
+            done(null, conn);
+          } catch (err) {
+            done(err as Error, conn);
+          }
         },
       },
     };
