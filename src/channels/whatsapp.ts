@@ -83,19 +83,39 @@ function providerError(code: number | undefined, httpStatus: number | undefined,
   return err;
 }
 
-const chars = (s: string) => [...s].length;
+/** Characters as a person counts them (code points). */
+function chars(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A high surrogate followed by a low one is one character.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/** Whether `s` has more than `max` characters (no string has more characters than UTF-16 units). */
+function longer(s: string, max: number): boolean {
+  return s.length > max && chars(s) > max;
+}
+
+/** Adds to `p` why `v` cannot be the field: not text, empty, or too long. */
+function need(p: string[], v: unknown, field: string, max: number): void {
+  if (typeof v !== 'string' || v.trim() === '') p.push(`${field} is empty`);
+  else if (longer(v, max)) p.push(`${field} has ${chars(v)} characters; WhatsApp allows ${max}`);
+}
 
 /** The reasons Meta would refuse this content, one per problem; empty when it can be sent. */
 export function validateWhatsAppContent(content: OutboundContent): string[] {
   const p: string[] = [];
   const L = WHATSAPP_LIMITS;
-  const need = (v: unknown, field: string, max: number) => {
-    if (typeof v !== 'string' || v.trim() === '') p.push(`${field} is empty`);
-    else if (chars(v) > max) p.push(`${field} has ${chars(v)} characters; WhatsApp allows ${max}`);
-  };
   switch (content.type) {
     case 'text':
-      if (content.media === undefined) need(content.text, 'text', L.textBody);
+      if (content.media === undefined) need(p, content.text, 'text', L.textBody);
       else p.push(...mediaProblems(content.media, content.text));
       break;
     case 'template':
@@ -104,17 +124,17 @@ export function validateWhatsAppContent(content: OutboundContent): string[] {
       if (!Array.isArray(content.params)) p.push('template params must be a list');
       else
         content.params.forEach((v, i) => {
-          need(v, `template parameter ${i + 1}`, L.templateParam);
+          need(p, v, `template parameter ${i + 1}`, L.templateParam);
           if (typeof v === 'string' && (/[\n\t]/.test(v) || / {5,}/.test(v))) p.push(`template parameter ${i + 1} must not contain line breaks, tabs or more than four spaces in a row`);
         });
       break;
     case 'buttons': {
-      need(content.text, 'text', L.buttonBody);
+      need(p, content.text, 'text', L.buttonBody);
       const buttons = Array.isArray(content.buttons) ? content.buttons : [];
       if (buttons.length < 1 || buttons.length > L.buttons) p.push(`reply buttons: ${buttons.length} given; WhatsApp allows 1 to ${L.buttons}`);
       buttons.forEach((b, i) => {
-        need(b?.title, `button ${i + 1} title`, L.buttonTitle);
-        need(b?.id, `button ${i + 1} id`, L.buttonId);
+        need(p, b?.title, `button ${i + 1} title`, L.buttonTitle);
+        need(p, b?.id, `button ${i + 1} id`, L.buttonId);
       });
       const titles = buttons.map((b) => String(b?.title ?? '').trim().toLowerCase());
       if (new Set(titles).size !== titles.length) p.push('button titles must be different from each other');
@@ -123,14 +143,14 @@ export function validateWhatsAppContent(content: OutboundContent): string[] {
       break;
     }
     case 'list': {
-      need(content.text, 'text', L.listBody);
-      need(content.button, 'list button label', L.listButton);
+      need(p, content.text, 'text', L.listBody);
+      need(p, content.button, 'list button label', L.listButton);
       const rows = Array.isArray(content.rows) ? content.rows : [];
       if (rows.length < 1 || rows.length > L.listRows) p.push(`list rows: ${rows.length} given; WhatsApp allows 1 to ${L.listRows}`);
       rows.forEach((r, i) => {
-        need(r?.title, `row ${i + 1} title`, L.rowTitle);
-        need(r?.id, `row ${i + 1} id`, L.rowId);
-        if (r?.description !== undefined && r.description !== '') need(r.description, `row ${i + 1} description`, L.rowDescription);
+        need(p, r?.title, `row ${i + 1} title`, L.rowTitle);
+        need(p, r?.id, `row ${i + 1} id`, L.rowId);
+        if (r?.description !== undefined && r.description !== '') need(p, r.description, `row ${i + 1} description`, L.rowDescription);
       });
       const ids = rows.map((r) => r?.id);
       if (new Set(ids).size !== ids.length) p.push('row ids must be different from each other');
@@ -147,7 +167,7 @@ function mediaProblems(m: OutboundMedia, caption: string): string[] {
   const p: string[] = [];
   if (!m || !['image', 'document', 'audio'].includes(m.kind)) return ['media kind must be image, document or audio'];
   if (m.id !== undefined ? !/^[A-Za-z0-9_.-]{1,128}$/.test(m.id) : typeof m.url !== 'string' || !/^https:\/\/\S{1,2000}$/.test(m.url)) p.push('media needs a https:// URL or a WhatsApp media id');
-  if (m.kind !== 'audio' && typeof caption === 'string' && chars(caption) > WHATSAPP_LIMITS.mediaCaption) p.push(`caption has ${chars(caption)} characters; WhatsApp allows ${WHATSAPP_LIMITS.mediaCaption}`);
+  if (m.kind !== 'audio' && typeof caption === 'string' && longer(caption, WHATSAPP_LIMITS.mediaCaption)) p.push(`caption has ${chars(caption)} characters; WhatsApp allows ${WHATSAPP_LIMITS.mediaCaption}`);
   if (m.filename !== undefined && (typeof m.filename !== 'string' || m.filename.length > 240)) p.push('media file name must be at most 240 characters');
   return p;
 }
@@ -216,12 +236,15 @@ export class WhatsAppChannel implements ChannelAdapter {
   readonly medium = 'whatsapp' as const;
   readonly ratePerSecond: number;
   private readonly http: ProviderHttp;
-  private readonly auth: string;
+  /** The send path and headers, the same for every request. */
+  private readonly path: string;
+  private readonly headers: Readonly<Record<string, string>>;
 
   constructor(readonly settings: WhatsAppSettings, http: HttpOptions = {}) {
     this.ratePerSecond = settings.ratePerSecond ?? 80;
     this.http = new ProviderHttp(settings.apiUrl, http);
-    this.auth = `Bearer ${settings.accessToken}`;
+    this.path = `/${encodeURIComponent(settings.phoneNumberId)}/messages`;
+    this.headers = Object.freeze({ authorization: `Bearer ${settings.accessToken}`, 'content-type': 'application/json' });
   }
 
   static fromConfig(config: Config, http?: HttpOptions, ratePerSecond?: number): WhatsAppChannel | undefined {
@@ -234,7 +257,8 @@ export class WhatsAppChannel implements ChannelAdapter {
 
   async send(req: SendRequest): Promise<SendResult> {
     const problems = validateWhatsAppContent(req.content);
-    if (req.callbackData !== undefined && Buffer.byteLength(req.callbackData) > WHATSAPP_LIMITS.callbackDataBytes) problems.push(`callback data is longer than ${WHATSAPP_LIMITS.callbackDataBytes} bytes`);
+    // At most 3 bytes per UTF-16 unit: the byte count is needed only for long data.
+    if (req.callbackData !== undefined && req.callbackData.length * 3 > WHATSAPP_LIMITS.callbackDataBytes && Buffer.byteLength(req.callbackData) > WHATSAPP_LIMITS.callbackDataBytes) problems.push(`callback data is longer than ${WHATSAPP_LIMITS.callbackDataBytes} bytes`);
     let payload: Record<string, unknown> | undefined;
     if (problems.length === 0) {
       try {
@@ -246,7 +270,7 @@ export class WhatsAppChannel implements ChannelAdapter {
     if (!payload || problems.length) return { ok: false, error: { class: 'permanent', code: 'invalid_content', detail: shortDetail(problems.join('; ')) } };
     let res;
     try {
-      res = await this.http.post(`/${encodeURIComponent(this.settings.phoneNumberId)}/messages`, { authorization: this.auth, 'content-type': 'application/json' }, JSON.stringify(payload));
+      res = await this.http.post(this.path, this.headers, JSON.stringify(payload));
     } catch (err) {
       return { ok: false, error: networkError(err) };
     }
