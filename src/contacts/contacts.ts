@@ -290,7 +290,7 @@ export async function searchContacts(knex: Knex, defaultCountry: string, s: Cont
       else matches.where('address', 'like', `%${digits.replace(/^\+/, '')}`);
       q.whereIn('c.id', matches);
     } else if (WA_USER_ID.test(text)) {
-      q.whereIn('c.id', knex('contact_addresses').where('address', text).select('contact_id'));
+      q.whereIn('c.id', knex('contact_addresses').whereIn('channel', ['whatsapp', 'sms']).where('address', text).select('contact_id'));
     } else {
       const pattern = `%${text.toLowerCase().replace(/[\\%_]/g, (m) => '\\' + m)}%`;
       q.whereRaw("lower(c.name) like ? escape '\\'", [pattern]);

@@ -25,23 +25,19 @@ import type { Database, Knex } from '../db/orm.js';
 import { toDate, toDateOrNull, toInt } from '../db/values.js';
 import { HttpError, notFound } from '../http/errors.js';
 import { audit, type Actor } from '../staff/audit.js';
-import { PhoneNumber } from 'libphonenumber-js/core';
-import phoneMetadata from 'libphonenumber-js/max/metadata';
-import { normalisePhone, type PhoneResult } from './addresses.js';
 import { LEGAL_BASES, type LegalBasis } from './consent.js';
-import { languageTag } from './contacts.js';
-import { checkValue, fieldDefinitions, type FieldDefinition, type FieldValue } from './fields.js';
+import { fieldDefinitions, type FieldDefinition, type FieldValue } from './fields.js';
 import { addressHash } from './pseudonyms.js';
-import { detectFormat, FileError, readSource, type Cell, type ImportFormat } from './import-read.js';
+import { detectFormat, FileError, readSource, type ImportFormat } from './import-read.js';
+import { importWorkerAvailable, warmImportWorker, workerBatches } from './import-worker-client.js';
+import { BUILT_IN_TARGETS, checkRows, MAX_ROWS, type BuiltInTarget, type CheckedBatch, type GoodRow, type Mapped, type RowError } from './import-rows.js';
+
+export { BUILT_IN_TARGETS, MAX_ROWS, phoneNormaliser, type RowError } from './import-rows.js';
 import { nearest } from './segments/errors.js';
 import { dialectOf } from './segments/compile.js';
 
 export const MEDIA = ['whatsapp', 'sms'] as const;
 export type ImportMedium = (typeof MEDIA)[number];
-
-/** What a file column can be mapped to, besides a custom field key. */
-export const BUILT_IN_TARGETS = ['phone', 'name', 'language', 'timezone', 'legal_basis', 'consent_date'] as const;
-type BuiltInTarget = (typeof BUILT_IN_TARGETS)[number];
 
 /** Header words recognised without a mapping (compared lower-case, without accents, spaces or punctuation). */
 const HEADER_GUESSES: Record<BuiltInTarget, string[]> = {
@@ -53,20 +49,8 @@ const HEADER_GUESSES: Record<BuiltInTarget, string[]> = {
   consent_date: ['consentdate', 'consentedat', 'consentat', 'fechaconsentimiento', 'fechadeconsentimiento'],
 };
 
-/** At most this many rows per import (a bigger file can be split). */
-export const MAX_ROWS = 1_000_000;
 /** Bad rows listed in a report; the counts are always complete. */
 export const MAX_REPORTED_ERRORS = 100_000;
-
-export interface RowError {
-  /** The row's number in the file (CSV line, worksheet row). */
-  row: number;
-  /** The file column, as headed in the file; null when the whole row is concerned. */
-  column: string | null;
-  /** The value as read (shortened), for the importer to find it. */
-  value: string | null;
-  reason: string;
-}
 
 export interface ImportRequest {
   /** The list's key or id. */
@@ -89,6 +73,8 @@ export interface ImportRequest {
   now?: Date;
   /** Rows per database batch (default 5,000; tests use small batches to cross batch boundaries). */
   batchSize?: number;
+  /** Read and check the file in a worker thread (default: for the commit of a file of WORKER_MIN_BYTES or more, when a worker can run here). */
+  worker?: boolean;
 }
 
 export interface ImportReport {
@@ -151,14 +137,6 @@ const headerKey = (s: string) =>
     .toLowerCase()
     .replace(/[^a-z0-9]/g, '');
 
-const short = (v: Cell): string | null => {
-  if (v === null) return null;
-  const s = v instanceof Date ? v.toISOString() : String(v);
-  return s.length > 60 ? s.slice(0, 57) + '…' : s;
-};
-
-const isBlank = (v: Cell) => v === null || (typeof v === 'string' && v.trim() === '');
-
 function invalid(details: Record<string, string>, message = 'The import cannot start'): HttpError {
   return new HttpError(400, 'import_invalid', message, details);
 }
@@ -180,9 +158,6 @@ async function findList(knex: Knex, ref: string | number): Promise<ListRow> {
   if (row.archived_at) throw invalid({ list: `the list "${row.key}" is archived` });
   return { id: toInt(row.id), key: String(row.key), name: String(row.name), purpose: String(row.purpose) };
 }
-
-type Column = { index: number; header: string };
-type Mapped = { builtIn: Partial<Record<BuiltInTarget, Column>>; fields: { def: FieldDefinition; col: Column }[]; mapping: Record<string, string>; ignored: string[] };
 
 /** Resolves the mapping against the file's headers (guessing what was not given). */
 function resolveMapping(headers: string[], given: Record<string, string> | undefined, defs: Map<string, FieldDefinition>): Mapped {
@@ -246,168 +221,6 @@ function resolveMapping(headers: string[], given: Record<string, string> | undef
   return { builtIn, fields, mapping, ignored };
 }
 
-interface GoodRow {
-  row: number;
-  e164: string;
-  name: string | null;
-  language: string | null;
-  timezone: string | null;
-  fields: Record<string, FieldValue> | null;
-  basis: LegalBasis;
-  consentAt: Date | null;
-}
-
-function cellText(v: Cell): string {
-  if (v === null) return '';
-  if (v instanceof Date) return v.toISOString();
-  return String(v).trim();
-}
-
-/**
- * Phone numbers for a whole file, with libphonenumber-js, faster than one full parse per row.
- *
- * Most of libphonenumber's time goes into parsing the text (country calling code, national
- * prefix), and the numbers of one file share their leading digits. So the E.164 prefix found for
- * one number is remembered under its text without the last four digits (and its length); a
- * later number with the same key is rebuilt from that prefix and its own last four digits, and
- * then checked by libphonenumber itself — `new PhoneNumber(e164).isValid()`, the full validity
- * check with the same metadata — before it is accepted. Anything the cache cannot vouch for
- * (a miss, a number that does not validate, text that is not plain digits) takes the full path,
- * which also gives libphonenumber's reason when a number is not valid. The bench measures the
- * difference (about 2 µs against 6 µs a number on this machine).
- */
-export function phoneNormaliser(defaultCountry: string): (text: string) => PhoneResult {
-  const prefixes = new Map<string, string>();
-  const full = (text: string): PhoneResult => {
-    let p = normalisePhone(text, defaultCountry);
-    // Spreadsheets drop the "+": 51987654321 is +51 987 654 321 when it is not a national number.
-    if (!p.ok && /^\d{10,15}$/.test(text)) {
-      const intl = normalisePhone('+' + text, defaultCountry);
-      if (intl.ok) p = intl;
-    }
-    return p;
-  };
-  return (text: string) => {
-    let c = text.trim().replace(/[\s().\-\/]/g, '');
-    if (c.startsWith('00')) c = '+' + c.slice(2);
-    if (!/^\+?\d{8,17}$/.test(c)) return full(text);
-    const key = `${c.length}|${c.slice(0, -4)}`;
-    const tail = c.slice(-4);
-    const prefix = prefixes.get(key);
-    if (prefix !== undefined) {
-      const e164 = prefix + tail;
-      if (new PhoneNumber(e164 as `+${string}`, phoneMetadata).isValid()) return { ok: true, e164 };
-    }
-    const r = full(text);
-    if (r.ok && r.e164.endsWith(tail) && prefix === undefined) prefixes.set(key, r.e164.slice(0, -4));
-    return r;
-  };
-}
-
-/** Checks one row; returns the cleaned row or its problems. Pure: no database. */
-function makeRowChecker(m: Mapped, basis: LegalBasis | undefined, defaultCountry: string, now: Date) {
-  const languages = new Map<string, string | null>();
-  const zones = new Map<string, boolean>();
-  const phone = phoneNormaliser(defaultCountry);
-  const col = m.builtIn;
-  return (row: number, cells: Cell[]): { ok: true; row: GoodRow } | { ok: false; errors: RowError[] } => {
-    const errors: RowError[] = [];
-    const fail = (c: Column | undefined, value: Cell, reason: string) => errors.push({ row, column: c ? c.header : null, value: short(value), reason });
-
-    // phone
-    const rawPhone = cells[col.phone!.index] ?? null;
-    let e164 = '';
-    if (isBlank(rawPhone)) fail(col.phone, rawPhone, 'the phone number is missing');
-    else {
-      const text = typeof rawPhone === 'number' ? (Number.isInteger(rawPhone) ? String(rawPhone) : rawPhone.toFixed(0)) : cellText(rawPhone);
-      const p = phone(text);
-      if (p.ok) e164 = p.e164;
-      else fail(col.phone, rawPhone, `invalid phone number: ${p.reason}`);
-    }
-
-    // name
-    let name: string | null = null;
-    if (col.name) {
-      const v = cellText(cells[col.name.index] ?? null);
-      if (v.length > 200) fail(col.name, v, 'the name is longer than 200 characters');
-      else name = v || null;
-    }
-
-    // language
-    let language: string | null = null;
-    if (col.language) {
-      const v = cellText(cells[col.language.index] ?? null);
-      if (v) {
-        if (!languages.has(v)) {
-          const r = languageTag.safeParse(v);
-          languages.set(v, r.success ? r.data : null);
-        }
-        language = languages.get(v) ?? null;
-        if (language === null) fail(col.language, v, 'not a language code such as es, en, pt-BR');
-      }
-    }
-
-    // time zone
-    let timezone: string | null = null;
-    if (col.timezone) {
-      const v = cellText(cells[col.timezone.index] ?? null);
-      if (v) {
-        if (!zones.has(v)) {
-          let ok = v.length <= 64;
-          try {
-            new Intl.DateTimeFormat('en', { timeZone: v });
-          } catch {
-            ok = false;
-          }
-          zones.set(v, ok);
-        }
-        if (zones.get(v)) timezone = v;
-        else fail(col.timezone, v, 'not an IANA time zone such as America/Lima');
-      }
-    }
-
-    // legal basis
-    let rowBasis: LegalBasis | undefined = basis;
-    if (col.legal_basis) {
-      const v = cellText(cells[col.legal_basis.index] ?? null);
-      if (v) {
-        const k = v.toLowerCase().replace(/[\s-]+/g, '_');
-        if ((LEGAL_BASES as readonly string[]).includes(k)) rowBasis = k as LegalBasis;
-        else fail(col.legal_basis, v, `not a legal basis: use one of ${LEGAL_BASES.join(', ')}`);
-      }
-    }
-    if (!rowBasis && !(col.legal_basis && errors.some((e) => e.column === col.legal_basis!.header))) {
-      fail(col.legal_basis, null, 'missing consent basis: the row has no legal basis and the import states none');
-    }
-
-    // consent date
-    let consentAt: Date | null = null;
-    if (col.consent_date) {
-      const raw = cells[col.consent_date.index] ?? null;
-      if (!isBlank(raw)) {
-        const d = raw instanceof Date ? raw : typeof raw === 'string' && /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(raw.trim()) ? new Date(raw.trim().length === 10 ? `${raw.trim()}T00:00:00Z` : raw.trim()) : null;
-        if (!d || Number.isNaN(d.getTime())) fail(col.consent_date, raw, 'not a date: write it as YYYY-MM-DD');
-        else if (d.getTime() > now.getTime() + 86_400_000) fail(col.consent_date, raw, 'the consent date is in the future');
-        else consentAt = d;
-      }
-    }
-
-    // custom fields
-    let fields: Record<string, FieldValue> | null = null;
-    for (const { def, col: c } of m.fields) {
-      const raw = cells[c.index] ?? null;
-      if (isBlank(raw)) continue;
-      const value = raw instanceof Date ? (def.type === 'date' ? raw.toISOString().slice(0, 10) : raw.toISOString()) : typeof raw === 'boolean' ? String(raw) : raw;
-      const r = checkValue(def, value);
-      if (r.ok) (fields ??= {})[def.key] = r.value;
-      else fail(c, raw, def.type === 'choice' ? `unknown choice value for ${def.label}: ${r.reason}` : `${def.label}: ${r.reason}`);
-    }
-
-    if (errors.length) return { ok: false, errors };
-    return { ok: true, row: { row, e164, name, language, timezone, fields, basis: rowBasis!, consentAt } };
-  };
-}
-
 /** What the database knows about a batch of numbers. */
 interface BatchCheck {
   /** number → existing contact id, for the rows that passed */
@@ -425,6 +238,9 @@ interface CheckState {
 }
 
 export const BATCH = 5000;
+
+/** Files from this size (about 20,000 rows of CSV) are read and checked in a worker thread. */
+export const WORKER_MIN_BYTES = 1_000_000;
 
 /** PostgreSQL advisory lock key held by a committing import (an arbitrary constant of this module). */
 const IMPORT_LOCK = 730_330_101;
@@ -520,26 +336,66 @@ async function reserveIds(trx: Knex, table: 'contacts' | 'consents', n: number):
 type PgType = 'integer' | 'text' | 'boolean' | 'timestamptz' | 'jsonb';
 
 /**
- * Set-based inserts: each batch of rows travels as ONE bound parameter, a JSON array of arrays,
- * and the database unpacks it (`json_each` on SQLite, `json_array_elements` on PostgreSQL) in
- * an `insert … select`. Binding hundreds of thousands of separate values costs more than
- * writing the rows. The SQL text is constant for a table: identifiers are bindings, and the
- * only generated parts are each column's position and its declared type. `suffix` is constant
- * SQL too (on conflict …).
+ * A column of a bulk insert: its values travel in the rows (`row`), are the same for the whole
+ * batch and travel once as a binding (`same`), or are the ids reserved for the rows (`ids`, one
+ * per row: computed from the row's position when they are consecutive, as on SQLite, and
+ * otherwise sent with the rows).
  */
-async function bulkInsert(trx: Knex, table: string, columns: [string, PgType][], rows: unknown[][], suffix: { sql: string; bindings: unknown[] } = { sql: '', bindings: [] }): Promise<void> {
+export type BulkColumn = { name: string; type: PgType } & ({ from: 'row' } | { from: 'same'; value: unknown } | { from: 'ids'; ids: number[] });
+
+const rowCol = (name: string, type: PgType): BulkColumn => ({ name, type, from: 'row' });
+const sameCol = (name: string, type: PgType, value: unknown): BulkColumn => ({ name, type, from: 'same', value });
+
+/**
+ * Set-based inserts: each batch of rows travels as ONE bound parameter, a JSON array of arrays
+ * holding only the columns that differ from row to row, and the database unpacks it (`json_each`
+ * on SQLite, `json_array_elements` on PostgreSQL) in an `insert … select`. Binding hundreds of
+ * thousands of separate values costs more than writing the rows, and every value in the JSON is
+ * parsed again for each column read from its row: what is the same for the whole batch (the list,
+ * the purpose, the evidence, the time) is bound once instead, and reserved ids are computed from
+ * the row's position. The SQL text is constant for a table: identifiers are bindings, and the only
+ * generated parts are each column's position and its declared type. `suffix` is constant SQL too
+ * (on conflict …).
+ */
+/** Exported for the tests. */
+export async function bulkInsert(trx: Knex, table: string, columns: BulkColumn[], rows: unknown[][], suffix: { sql: string; bindings: unknown[] } = { sql: '', bindings: [] }): Promise<void> {
   if (rows.length === 0) return;
   const pg = dialectOf(trx) === 'postgresql';
   const names = columns.map(() => '??').join(', ');
-  const sql = pg
-    ? `insert into ?? (${names}) select ${columns.map(([, type], i) => `(v.value ->> ${i})::${type}`).join(', ')} from json_array_elements(?::json) as v(value) ${suffix.sql}`
-    : `insert into ?? (${names}) select ${columns.map((_, i) => `value ->> ${i}`).join(', ')} from json_each(?) where true ${suffix.sql}`;
   const value = pg
     ? (v: unknown) => (v instanceof Date ? v.toISOString() : v)
     : (v: unknown) => (v instanceof Date ? v.getTime() : v === true ? 1 : v === false ? 0 : v);
-  for (const batch of chunks(rows, 20_000)) {
+  const width = rows[0].length;
+  for (let from = 0; from < rows.length; from += 20_000) {
+    let batch = rows.slice(from, from + 20_000);
+    const select: string[] = [];
+    const bindings: unknown[] = [];
+    let at = 0;
+    for (const c of columns) {
+      if (c.from === 'row') {
+        select.push(pg ? `(v.value ->> ${at})::${c.type}` : `value ->> ${at}`);
+        at++;
+      } else if (c.from === 'same') {
+        select.push(pg ? `?::${c.type}` : '?');
+        bindings.push(value(c.value));
+      } else {
+        const ids = c.ids.slice(from, from + batch.length);
+        if (ids.length !== batch.length) throw new Error(`bulk insert into ${table}: ${ids.length} ids for ${batch.length} rows`);
+        if (ids[ids.length - 1] - ids[0] === ids.length - 1) {
+          // Consecutive: the first id plus the row's position (json_each's key; the ordinality).
+          select.push(pg ? '(?::integer + v.n - 1)' : '(? + key)');
+          bindings.push(ids[0]);
+        } else {
+          select.push(pg ? `(v.value ->> ${width})::integer` : `value ->> ${width}`);
+          batch = batch.map((r, i) => [...r, ids[i]]);
+        }
+      }
+    }
+    const sql = pg
+      ? `insert into ?? (${names}) select ${select.join(', ')} from json_array_elements(?::json) with ordinality as v(value, n) ${suffix.sql}`
+      : `insert into ?? (${names}) select ${select.join(', ')} from json_each(?) where true ${suffix.sql}`;
     const payload = JSON.stringify(batch.map((r) => r.map(value)));
-    await trx.raw(sql, [table, ...columns.map(([c]) => c), payload, ...suffix.bindings] as Knex.RawBinding[]);
+    await trx.raw(sql, [table, ...columns.map((c) => c.name), ...bindings, payload, ...suffix.bindings] as Knex.RawBinding[]);
   }
 }
 
@@ -608,18 +464,30 @@ async function writeBatch(w: WriteContext, check: BatchCheck): Promise<{ fresh: 
   await bulkInsert(
     trx,
     'contacts',
-    [['id', 'integer'], ['name', 'text'], ['language', 'text'], ['timezone', 'text'], ['status', 'text'], ['fields', 'jsonb'], ['created_at', 'timestamptz'], ['updated_at', 'timestamptz']],
-    fresh.map((r) => [idOf.get(r.e164), r.name, r.language, r.timezone, 'active', r.fields ? JSON.stringify(r.fields) : null, now, now]),
+    [
+      { name: 'id', type: 'integer', from: 'ids', ids: contactIds },
+      rowCol('name', 'text'),
+      rowCol('language', 'text'),
+      rowCol('timezone', 'text'),
+      rowCol('fields', 'jsonb'),
+      sameCol('status', 'text', 'active'),
+      sameCol('created_at', 'timestamptz', now),
+      sameCol('updated_at', 'timestamptz', now),
+    ],
+    fresh.map((r) => [r.name, r.language, r.timezone, r.fields ? JSON.stringify(r.fields) : null]),
   );
   if (merging.length) await updateExisting(trx, merging.map((r) => ({ id: idOf.get(r.e164)!, name: r.name, language: r.language, timezone: r.timezone, fields: r.fields })), now);
 
   // Addresses: an existing contact gains the medium it lacked; existing addresses stay as they are.
-  const addresses: unknown[][] = [];
-  for (const r of check.valid) for (const m of w.media) addresses.push([idOf.get(r.e164), m, 'phone', r.e164, false, now]);
-  await bulkInsert(trx, 'contact_addresses', [['contact_id', 'integer'], ['channel', 'text'], ['kind', 'text'], ['address', 'text'], ['opted_out', 'boolean'], ['created_at', 'timestamptz']], addresses, {
-    sql: 'on conflict (??, ??) do nothing',
-    bindings: ['channel', 'address'],
-  });
+  for (const m of w.media) {
+    await bulkInsert(
+      trx,
+      'contact_addresses',
+      [rowCol('contact_id', 'integer'), rowCol('address', 'text'), sameCol('channel', 'text', m), sameCol('kind', 'text', 'phone'), sameCol('opted_out', 'boolean', false), sameCol('created_at', 'timestamptz', now)],
+      check.valid.map((r) => [idOf.get(r.e164), r.e164]),
+      { sql: 'on conflict (??, ??) do nothing', bindings: ['channel', 'address'] },
+    );
+  }
 
   // One consent row per person (the ledger only grows), the current state, the subscription.
   const consentIds = await reserveIds(trx, 'consents', check.valid.length);
@@ -627,18 +495,43 @@ async function writeBatch(w: WriteContext, check: BatchCheck): Promise<{ fresh: 
   await bulkInsert(
     trx,
     'consents',
-    [['id', 'integer'], ['contact_id', 'integer'], ['purpose', 'text'], ['action', 'text'], ['legal_basis', 'text'], ['channel', 'text'], ['method', 'text'], ['evidence_type', 'text'], ['evidence_ref', 'text'], ['proxy', 'boolean'], ['staff_user_id', 'integer'], ['at', 'timestamptz']],
-    consents.map((c) => [c.id, c.contactId, list.purpose, 'grant', c.basis, 'import', 'import', 'import', w.evidenceRef, false, w.staffUserId, c.at]),
+    [
+      { name: 'id', type: 'integer', from: 'ids', ids: consentIds },
+      rowCol('contact_id', 'integer'),
+      rowCol('legal_basis', 'text'),
+      rowCol('at', 'timestamptz'),
+      sameCol('purpose', 'text', list.purpose),
+      sameCol('action', 'text', 'grant'),
+      sameCol('channel', 'text', 'import'),
+      sameCol('method', 'text', 'import'),
+      sameCol('evidence_type', 'text', 'import'),
+      sameCol('evidence_ref', 'text', w.evidenceRef),
+      sameCol('proxy', 'boolean', false),
+      sameCol('staff_user_id', 'integer', w.staffUserId),
+    ],
+    consents.map((c) => [c.contactId, c.basis, c.at]),
   );
   // The state follows the latest act: a back-dated import row does not override newer consent or withdrawal.
-  await bulkInsert(trx, 'consent_state', [['contact_id', 'integer'], ['purpose', 'text'], ['granted', 'boolean'], ['consent_id', 'integer'], ['at', 'timestamptz']], consents.map((c) => [c.contactId, list.purpose, true, c.id, c.at]), {
-    sql: 'on conflict (??, ??) do update set ?? = excluded.??, ?? = excluded.??, ?? = excluded.?? where ?? <= excluded.??',
-    bindings: ['contact_id', 'purpose', 'granted', 'granted', 'consent_id', 'consent_id', 'at', 'at', 'consent_state.at', 'at'],
-  });
-  await bulkInsert(trx, 'subscriptions', [['list_id', 'integer'], ['contact_id', 'integer'], ['status', 'text'], ['consent_id', 'integer'], ['joined_at', 'timestamptz']], consents.map((c) => [list.id, c.contactId, 'active', c.id, now]), {
-    sql: 'on conflict (??, ??) do update set ?? = case when ?? = ? then ?? else excluded.?? end, ?? = ?, ?? = excluded.??, ?? = null, ?? = null',
-    bindings: ['list_id', 'contact_id', 'joined_at', 'subscriptions.status', 'active', 'subscriptions.joined_at', 'joined_at', 'status', 'active', 'consent_id', 'consent_id', 'ended_at', 'ended_reason'],
-  });
+  await bulkInsert(
+    trx,
+    'consent_state',
+    [rowCol('contact_id', 'integer'), rowCol('consent_id', 'integer'), rowCol('at', 'timestamptz'), sameCol('purpose', 'text', list.purpose), sameCol('granted', 'boolean', true)],
+    consents.map((c) => [c.contactId, c.id, c.at]),
+    {
+      sql: 'on conflict (??, ??) do update set ?? = excluded.??, ?? = excluded.??, ?? = excluded.?? where ?? <= excluded.??',
+      bindings: ['contact_id', 'purpose', 'granted', 'granted', 'consent_id', 'consent_id', 'at', 'at', 'consent_state.at', 'at'],
+    },
+  );
+  await bulkInsert(
+    trx,
+    'subscriptions',
+    [rowCol('contact_id', 'integer'), rowCol('consent_id', 'integer'), sameCol('list_id', 'integer', list.id), sameCol('status', 'text', 'active'), sameCol('joined_at', 'timestamptz', now)],
+    consents.map((c) => [c.contactId, c.id]),
+    {
+      sql: 'on conflict (??, ??) do update set ?? = case when ?? = ? then ?? else excluded.?? end, ?? = ?, ?? = excluded.??, ?? = null, ?? = null',
+      bindings: ['list_id', 'contact_id', 'joined_at', 'subscriptions.status', 'active', 'subscriptions.joined_at', 'joined_at', 'status', 'active', 'consent_id', 'consent_id', 'ended_at', 'ended_reason'],
+    },
+  );
   return { fresh: fresh.length, merged: merging.length };
 }
 
@@ -676,7 +569,6 @@ export async function runImport(services: { db: Database; config: Pick<Config, '
   }
   const mapped = resolveMapping(source.headers, opts.mapping, defs);
   const phoneHeader = mapped.builtIn.phone!.header;
-  const check = makeRowChecker(mapped, opts.basis, services.config.DEFAULT_COUNTRY, now);
   const staffUserId = actor.type === 'staff' ? actor.id : (actor.userId ?? null);
 
   const record = async (k: Knex, status: ImportReport['status'], r: ImportReport['rows']) => {
@@ -705,49 +597,42 @@ export async function runImport(services: { db: Database; config: Pick<Config, '
   // Counters and findings, filled batch by batch.
   const errors: RowError[] = [];
   const badRows = new Set<number>();
-  const seen = new Map<string, number>();
   const checkState: CheckState = { contactRow: new Map(), anyTombstone: null };
   const counts = { total: 0, valid: 0, new: 0, merged: 0, imported: 0 };
   const ms = { read: 0, database: 0, write: 0 };
   const started = performance.now();
 
+  // A big file's commit reads and checks it in a worker thread, beside the database work
+  // (import-worker.ts); its dry run starts that worker for the commit.
+  const checkOptions = { basis: opts.basis, defaultCountry: services.config.DEFAULT_COUNTRY, now, batchSize: opts.batchSize ?? BATCH };
+  const big = bytes.length >= WORKER_MIN_BYTES && importWorkerAvailable();
+  const inWorker = input.worker ?? (big && !opts.dryRun);
+  if (big && opts.dryRun && input.worker === undefined) warmImportWorker();
+
   /** Reads, checks and hands over batches of good rows to `flush`, which runs one batch behind. */
   const pump = async (flush: (rows: GoodRow[]) => Promise<void>) => {
-    let pending: GoodRow[] = [];
     let inflight: Promise<void> = Promise.resolve();
     const hand = (rows: GoodRow[]) => {
       const previous = inflight;
       inflight = previous.then(() => flush(rows));
       return previous;
     };
+    let batches: AsyncGenerator<CheckedBatch>;
+    if (inWorker) {
+      // The worker reads the file from its start: this thread only needed the headers.
+      await (source.rows as Partial<AsyncGenerator<unknown>>).return?.(undefined);
+      batches = workerBatches({ format, content: bytes, mapped, options: checkOptions });
+    } else {
+      batches = checkRows(source.rows, mapped, checkOptions);
+    }
     try {
-      for await (const batch of source.rows) {
-        for (const { row, cells } of batch) {
-          if (cells.every(isBlank)) continue;
-          counts.total++;
-          if (counts.total > MAX_ROWS) throw invalid({ file: `the file has more than ${MAX_ROWS.toLocaleString('en')} rows: split it` });
-          const r = check(row, cells);
-          if (!r.ok) {
-            errors.push(...r.errors);
-            badRows.add(row);
-            continue;
-          }
-          const first = seen.get(r.row.e164);
-          if (first !== undefined) {
-            errors.push({ row, column: phoneHeader, value: r.row.e164, reason: `duplicate within the file: the same number as row ${first}` });
-            badRows.add(row);
-            continue;
-          }
-          seen.set(r.row.e164, row);
-          pending.push(r.row);
-          if (pending.length >= (opts.batchSize ?? BATCH)) {
-            // Wait for the batch before last: at most one batch is with the database while this one is read.
-            await hand(pending);
-            pending = [];
-          }
-        }
+      for await (const b of batches) {
+        counts.total = b.total;
+        for (const e of b.errors) errors.push(e);
+        for (const row of b.badRows) badRows.add(row);
+        // Wait for the batch before last: at most one batch is with the database while the next is read.
+        if (b.rows.length) await hand(b.rows);
       }
-      if (pending.length) await hand(pending);
       await inflight;
     } catch (e) {
       await inflight.catch(() => undefined);

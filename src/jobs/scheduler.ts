@@ -20,13 +20,13 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import Bree from 'bree';
 import type { Config } from '../config.js';
 import type { Database } from '../db/orm.js';
 import type { Logger } from '../log.js';
 import { ROOT } from '../paths.js';
+import { createWorker, tsxApiUrl } from '../util/worker.js';
 import { describeError } from './lock.js';
 import { jobs as registeredJobs, type JobDefinition } from './registry.js';
 import type { JobMessage } from './worker.js';
@@ -52,21 +52,6 @@ export interface SchedulerOptions {
 const HERE = fileURLToPath(import.meta.url);
 const FROM_SOURCE = HERE.endsWith('.ts');
 
-/**
- * The URL of tsx's programmatic ESM API, when tsx is installed (a development dependency). Resolved
- * through require (which works under vitest too); its CommonJS build cannot be import()ed from a worker,
- * so the ESM build beside it is used.
- */
-function tsxApiUrl(): string | undefined {
-  try {
-    const cjs = createRequire(import.meta.url).resolve('tsx/esm/api');
-    const esm = cjs.replace(/\.cjs$/, '.mjs');
-    return existsSync(esm) ? pathToFileURL(esm).href : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The file a worker should run for a job, or undefined when there is none runnable (see the module comment). */
 export function resolveJobFile(file: string): string | undefined {
   if (isAbsolute(file)) {
@@ -81,15 +66,6 @@ export function resolveJobFile(file: string): string | undefined {
   if (existsSync(source) && tsxApiUrl()) return source;
   const built = join(ROOT, 'dist', 'src', 'jobs', `${file}.js`);
   return existsSync(built) ? built : undefined;
-}
-
-/** A worker for a job file; a .ts file is loaded through tsx's API inside the worker. */
-function createWorker(filename: string, options: WorkerOptions): Worker {
-  if (!filename.endsWith('.ts')) return new Worker(filename, options);
-  const api = tsxApiUrl();
-  if (!api) throw new Error('tsx is needed to run a .ts job file: run `npm run build` and start from dist/');
-  const code = `import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(pathToFileURL(filename).href)}, ${JSON.stringify(pathToFileURL(HERE).href)}));`;
-  return new Worker(code, { ...options, eval: true });
 }
 
 /** bree's own schedule library (a dependency of bree), to know how far apart a cron job's runs are. */

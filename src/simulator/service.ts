@@ -64,7 +64,7 @@ export function testNumber(raw: string, config: Pick<Config, 'DEFAULT_COUNTRY'>)
 
 /** Refuses a number that a real (not test) contact has, on any medium. */
 async function checkNotReal(db: Database, e164: string): Promise<void> {
-  const owners = (await db.knex('contact_addresses').where('address', e164).distinct('contact_id').pluck('contact_id')).map(toInt);
+  const owners = (await db.knex('contact_addresses').whereIn('channel', ['whatsapp', 'sms']).where('address', e164).distinct('contact_id').pluck('contact_id')).map(toInt);
   for (const id of owners) {
     if (!(await isTestContact(db.knex, id))) {
       throw new HttpError(409, 'not_a_test_number', 'This number belongs to a contact who is not a test contact', { number: 'belongs to a real contact; choose another test number, such as +51 999 000 001' });

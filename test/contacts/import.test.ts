@@ -12,7 +12,8 @@ import type { RouterServices } from '../../src/messaging/types.js';
 import type { Actor } from '../../src/staff/audit.js';
 import { listAudit } from '../../src/staff/audit.js';
 import { toBool, toDate, toInt } from '../../src/db/values.js';
-import { phoneNormaliser, runImport, type ImportRequest } from '../../src/contacts/import.js';
+import { bulkInsert, phoneNormaliser, runImport, WORKER_MIN_BYTES, type ImportRequest } from '../../src/contacts/import.js';
+import { importWorkerStats } from '../../src/contacts/import-worker-client.js';
 import { normalisePhone } from '../../src/contacts/addresses.js';
 import { addressHash } from '../../src/contacts/pseudonyms.js';
 import { HttpError } from '../../src/http/errors.js';
@@ -264,6 +265,55 @@ describe('a generated file with 1% bad rows (the benchmark, smaller)', () => {
   });
 });
 
+describe('big files: read and checked in a worker thread', () => {
+  it('reports and imports exactly as when checked in the importing thread, and the worker serves the next import too', async () => {
+    const file = generateCsv(1_500);
+    const req = request(file.csv, { mapping: IMPORT_MAPPING, fileName: 'worker.csv', batchSize: 200 });
+    const here = await runImport(s, actor, { ...req, worker: false });
+    const before0 = importWorkerStats();
+    const there = await runImport(s, actor, { ...req, worker: true });
+    expect(there.rows).toEqual(here.rows);
+    expect(there.errors).toEqual(here.errors);
+    expect(new Map(there.errors.map((e) => [e.row, e.column]))).toEqual(file.bad);
+
+    const before = await counts();
+    const refused = await runImport(s, actor, { ...req, worker: true, dryRun: false });
+    expect(refused.status).toBe('failed');
+    expect(await counts()).toEqual(before);
+    const done = await runImport(s, actor, { ...req, worker: true, dryRun: false, skipBadRows: true });
+    expect(done.rows).toMatchObject({ total: 1_500, bad: 15, imported: 1_485, skipped: 15 });
+    expect((await counts()).consents - before.consents).toBe(1_485);
+    // One worker read the file for the three imports.
+    const after = importWorkerStats();
+    expect([after.started - before0.started, after.jobs - before0.jobs]).toEqual([1, 3]);
+  });
+
+  it('a big file: its dry run checks in this thread and readies the worker that its commit then uses', async () => {
+    const file = generateCsv(24_000);
+    expect(file.csv.length).toBeGreaterThanOrEqual(WORKER_MIN_BYTES);
+    const req = request(file.csv, { mapping: IMPORT_MAPPING, fileName: 'big.csv' });
+    const before = importWorkerStats();
+    const dry = await runImport(s, actor, req);
+    expect(dry.rows.bad).toBe(file.bad.size);
+    expect(importWorkerStats().jobs).toBe(before.jobs); // the dry run read the file itself
+    const done = await runImport(s, actor, { ...req, dryRun: false, skipBadRows: true });
+    expect(done.rows).toMatchObject({ total: 24_000, bad: file.bad.size, imported: 24_000 - file.bad.size });
+    const after = importWorkerStats();
+    // The commit's file went to a worker, the one idle from before or the one the dry run started: never a second.
+    expect(after.jobs - before.jobs).toBe(1);
+    expect(after.started - before.started).toBeLessThanOrEqual(1);
+  });
+
+  it('names what is wrong with a file the worker cannot read, and writes nothing', async () => {
+    const before = await counts();
+    const broken = 'Telefono,Nombre\n+51 987 650 101,"Ana\n+51 987 650 102,Bea\n';
+    const e = await runImport(s, actor, request(broken, { mapping: { phone: 'Telefono', name: 'Nombre' }, worker: true, dryRun: false })).catch((x) => x);
+    expect(e).toBeInstanceOf(HttpError);
+    expect((e as HttpError).details?.file).toMatch(/CSV file cannot be read/);
+    expect(await counts()).toEqual(before);
+  });
+});
+
 describe('XLSX', () => {
   it('reads the first worksheet: numeric phone cells, dates, rich text, row numbers as in the sheet', async () => {
     const wb = new ExcelJS.Workbook();
@@ -327,5 +377,50 @@ describe('phone numbers', () => {
       same++;
     }
     expect(same).toBe(inputs.length);
+  });
+});
+
+describe('bulk inserts', () => {
+  it('write reserved ids whether they are consecutive or not, values that differ per row and values shared by the batch', async () => {
+    const now = new Date('2026-03-02T10:00:00Z');
+    const max = toInt((await s.db.knex('contacts').max({ m: 'id' }))[0].m);
+    const ids = [max + 10, max + 11, max + 12, max + 20, max + 23];
+    const knex = s.db.knex;
+    await knex.transaction(async (trx) => {
+      await bulkInsert(
+        trx,
+        'contacts',
+        [
+          { name: 'id', type: 'integer', from: 'ids', ids: ids.slice(0, 3) },
+          { name: 'name', type: 'text', from: 'row' },
+          { name: 'status', type: 'text', from: 'same', value: 'active' },
+          { name: 'created_at', type: 'timestamptz', from: 'same', value: now },
+          { name: 'updated_at', type: 'timestamptz', from: 'same', value: now },
+        ],
+        [['Consecutive 1'], ['Consecutive 2'], ['Consecutive 3']],
+      );
+      await bulkInsert(
+        trx,
+        'contacts',
+        [
+          { name: 'name', type: 'text', from: 'row' },
+          { name: 'id', type: 'integer', from: 'ids', ids: ids.slice(3) },
+          { name: 'language', type: 'text', from: 'row' },
+          { name: 'status', type: 'text', from: 'same', value: 'active' },
+          { name: 'created_at', type: 'timestamptz', from: 'same', value: now },
+          { name: 'updated_at', type: 'timestamptz', from: 'same', value: now },
+        ],
+        [['Gap 1', 'es'], ['Gap 2', 'pt']],
+      );
+    });
+    const rows = await knex('contacts').whereIn('id', ids).orderBy('id').select('id', 'name', 'language', 'status', 'created_at');
+    expect(rows.map((r) => [toInt(r.id), r.name, r.language ?? null, r.status, toDate(r.created_at).toISOString()])).toEqual([
+      [ids[0], 'Consecutive 1', null, 'active', now.toISOString()],
+      [ids[1], 'Consecutive 2', null, 'active', now.toISOString()],
+      [ids[2], 'Consecutive 3', null, 'active', now.toISOString()],
+      [ids[3], 'Gap 1', 'es', 'active', now.toISOString()],
+      [ids[4], 'Gap 2', 'pt', 'active', now.toISOString()],
+    ]);
+    await knex('contacts').whereIn('id', ids).delete();
   });
 });

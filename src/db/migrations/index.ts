@@ -12,6 +12,7 @@ import { Migration20261122000800_complaints } from './Migration20261122000800_co
 import { Migration20261122011500_broadcasts } from './Migration20261122011500_broadcasts.js';
 import { Migration20261122020000_cash } from './Migration20261122020000_cash.js';
 import { Migration20261122030000_reports } from './Migration20261122030000_reports.js';
+import { Migration20261122040000_import_speed } from './Migration20261122040000_import_speed.js';
 
 export const migrationsList = [
   { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
@@ -24,4 +25,5 @@ export const migrationsList = [
   { name: 'Migration20261122011500_broadcasts', class: Migration20261122011500_broadcasts },
   { name: 'Migration20261122020000_cash', class: Migration20261122020000_cash },
   { name: 'Migration20261122030000_reports', class: Migration20261122030000_reports },
+  { name: 'Migration20261122040000_import_speed', class: Migration20261122040000_import_speed },
 ];
