@@ -1,9 +1,10 @@
 /**
  * Group commit for webhooks: what concurrent webhook requests parsed (messages and statuses) is
- * stored together, in one transaction, while the previous group is being written. A
- * request waits only for its own group; at low load a group is one request, at high load it is
- * everything that arrived during the last write, so the number of transactions (and queries)
- * grows much slower than the number of requests. Nothing waits on a timer.
+ * stored together, in one transaction. A group is written once the event loop has read every
+ * request that had arrived (setImmediate, not a timer) and, on PostgreSQL, also takes whatever
+ * arrived while the previous group was being written. A request waits only for its own group; at
+ * low load a group is one request, at high load it is everything that arrived meanwhile, so the
+ * number of transactions (and queries) grows much slower than the number of requests.
  *
  * If a group fails (a bad row, a deadlock), each of its requests is retried alone, so one request's
  * failure is never another's.
