@@ -40,6 +40,32 @@ const SQLITE_PRAGMAS = [
 
 interface BetterSqlite3Connection {
   exec(sql: string): unknown;
+  prepare(sql: string): unknown;
+}
+
+/**
+ * Keeps the connection's most recently used prepared statements, so that a statement run again
+ * (the same SQL text, other bindings: nearly every query of a running service) is not parsed and
+ * planned again. Knex prepares every query afresh, and on SQLite preparing costs about as much as
+ * running a simple query. Statements are run to completion when used (knex's `all`/`run`), so one
+ * can be reused at once; SQLite prepares a cached statement again by itself after a schema change.
+ * Long statements (big IN lists, one-off bulk work) are not kept.
+ */
+export function cacheStatements(conn: BetterSqlite3Connection, size = 500, maxSqlLength = 4000): void {
+  const prepare = conn.prepare.bind(conn);
+  const cache = new Map<string, unknown>();
+  conn.prepare = (sql: string) => {
+    if (sql.length > maxSqlLength) return prepare(sql);
+    let statement = cache.get(sql);
+    if (statement !== undefined) {
+      cache.delete(sql);
+    } else {
+      statement = prepare(sql);
+      if (cache.size >= size) cache.delete(cache.keys().next().value!);
+    }
+    cache.set(sql, statement);
+    return statement;
+  };
 }
 
 export function ormOptions(setting: DatabaseSetting, opts: { poolSize?: number; debug?: boolean } = {}): Options {
@@ -75,6 +101,7 @@ export function ormOptions(setting: DatabaseSetting, opts: { poolSize?: number; 
         afterCreate: (conn: BetterSqlite3Connection, done: (err: Error | null, conn: unknown) => void) => {
           try {
             conn.exec(SQLITE_PRAGMAS.join(';'));
+            cacheStatements(conn);
             done(null, conn);
           } catch (err) {
             done(err as Error, conn);
