@@ -3,19 +3,30 @@
  * run again is the one prepared before, the cache stays within its size, long statements are not
  * kept, and a cached statement still answers after the schema changed under it.
  */
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { cacheStatements } from '../../src/db/orm.js';
+
+interface Statement {
+  run(...params: unknown[]): unknown;
+  get(...params: unknown[]): unknown;
+}
+interface Connection {
+  exec(sql: string): unknown;
+  prepare(sql: string): Statement;
+}
+// The driver MikroORM's better-sqlite package runs on (it ships no type declarations).
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => Connection;
 
 function connection() {
   const db = new Database(':memory:');
   let prepared = 0;
   const prepare = db.prepare.bind(db);
-  (db as unknown as { prepare: (sql: string) => unknown }).prepare = (sql: string) => {
+  db.prepare = (sql: string) => {
     prepared++;
     return prepare(sql);
   };
-  cacheStatements(db as unknown as Parameters<typeof cacheStatements>[0], 3, 100);
+  cacheStatements(db, 3, 100);
   return { db, prepared: () => prepared };
 }
 
