@@ -9,7 +9,8 @@
  * If a group fails (a bad row, a deadlock), each of its requests is retried alone, so one request's
  * failure is never another's.
  */
-import type { StatusUpdate } from './types.js';
+import type { AddressChange, StatusUpdate } from './types.js';
+import { changeAddress } from '../contacts/addresses.js';
 import type { ParsedInbound, RouterServices } from '../messaging/types.js';
 import { storeInboundIn } from '../messaging/inbound.js';
 import { applyStatusesIn } from '../messaging/status.js';
@@ -18,11 +19,14 @@ export interface IngestOutcome {
   stored: number[];
   duplicates: number;
   statuses: number;
+  /** Address changes applied (a person's address moved to its new value). */
+  addressesMoved: number;
 }
 
 interface Job {
   messages: readonly ParsedInbound[];
   statuses: readonly StatusUpdate[];
+  changes: readonly AddressChange[];
   resolve: (o: IngestOutcome) => void;
   reject: (e: unknown) => void;
 }
@@ -46,10 +50,10 @@ export class Ingest {
     private readonly opts: IngestOptions = {},
   ) {}
 
-  submit(messages: readonly ParsedInbound[], statuses: readonly StatusUpdate[]): Promise<IngestOutcome> {
-    if (messages.length === 0 && statuses.length === 0) return Promise.resolve({ stored: [], duplicates: 0, statuses: 0 });
+  submit(messages: readonly ParsedInbound[], statuses: readonly StatusUpdate[], changes: readonly AddressChange[] = []): Promise<IngestOutcome> {
+    if (messages.length === 0 && statuses.length === 0 && changes.length === 0) return Promise.resolve({ stored: [], duplicates: 0, statuses: 0, addressesMoved: 0 });
     return new Promise((resolve, reject) => {
-      this.queue.push({ messages, statuses, resolve, reject });
+      this.queue.push({ messages, statuses, changes, resolve, reject });
       if (!this.running) {
         // Start writing once this turn of the event loop has read every request that had arrived:
         // they make the first group (no timer; SQLite's driver is synchronous, so nothing would
@@ -93,8 +97,13 @@ export class Ingest {
   private async write(group: Job[]): Promise<IngestOutcome[]> {
     const messages = group.flatMap((j) => j.messages);
     const statuses = group.flatMap((j) => j.statuses);
-    // One transaction for the group: its messages, then its statuses.
+    // One transaction for the group: address changes (rare; before the messages, which may come
+    // from a new address already), its messages, then its statuses.
+    const moved = new Map<Job, number>();
     const ids = await this.services.db.knex.transaction(async (trx) => {
+      for (const j of group) {
+        for (const c of j.changes) if ((await changeAddress(trx, c)) === 'moved') moved.set(j, (moved.get(j) ?? 0) + 1);
+      }
       const stored = messages.length ? await storeInboundIn(trx, messages) : [];
       if (statuses.length) await applyStatusesIn(trx, statuses);
       return stored;
@@ -108,7 +117,7 @@ export class Ingest {
       const mine = ids.slice(at, at + j.messages.length);
       at += j.messages.length;
       const stored = mine.filter((id): id is number => id !== null);
-      return { stored, duplicates: mine.length - stored.length, statuses: j.statuses.length };
+      return { stored, duplicates: mine.length - stored.length, statuses: j.statuses.length, addressesMoved: moved.get(j) ?? 0 };
     });
   }
 }

@@ -55,9 +55,21 @@ export interface WebhookRequest {
   query: Record<string, unknown>;
 }
 
+/**
+ * A person's address changed at the provider: WhatsApp's `user_changed_number` (a new phone number)
+ * and `user_changed_user_id` (a new business-scoped user id) system messages.
+ */
+export interface AddressChange {
+  medium: Medium;
+  from: string;
+  to: string;
+  toKind: 'phone' | 'wa_user';
+  at: Date;
+}
+
 export type WebhookResult =
   /** `ignored`: items of a verified batch that were skipped (reactions, unknown statuses, malformed items). */
-  | { ok: true; messages: ParsedInbound[]; statuses: StatusUpdate[]; ignored?: number }
+  | { ok: true; messages: ParsedInbound[]; statuses: StatusUpdate[]; addressChanges?: AddressChange[]; ignored?: number }
   | { ok: false; status: 400 | 401 | 403; reason: string };
 
 export interface ChannelAdapter {

@@ -69,7 +69,7 @@ async function handle(koaCtx: unknown, pick: (ctx: Ctx) => ChannelAdapter | unde
     throw new HttpError(result.status, code, result.reason);
   }
   try {
-    await ingestFor(ctx.services).submit(result.messages, result.statuses);
+    await ingestFor(ctx.services).submit(result.messages, result.statuses, result.addressChanges);
   } catch (err) {
     // Not the error itself: a database error's message carries the bound values (numbers, text).
     ctx.services.log.error({ error: errorSummary(err), channel: adapter.name }, 'a webhook could not be stored');

@@ -15,7 +15,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { OutboundContent, OutboundMedia, ParsedInbound } from '../messaging/types.js';
-import type { ChannelAdapter, ErrorClass, ProviderError, SendRequest, SendResult, StatusUpdate, WebhookRequest, WebhookResult } from './types.js';
+import type { AddressChange, ChannelAdapter, ErrorClass, ProviderError, SendRequest, SendResult, StatusUpdate, WebhookRequest, WebhookResult } from './types.js';
 import { ProviderHttp, networkError, parseJson, retryAfterMs, shortDetail, type HttpOptions } from './http.js';
 import { e164, fromEpochSeconds, header, isRecord, providerId, safeEqual, str } from './verify.js';
 
@@ -323,6 +323,7 @@ export class WhatsAppChannel implements ChannelAdapter {
 export function parseWhatsAppNotification(body: Record<string, unknown>, now = new Date()): WebhookResult & { ok: true } {
   const messages: ParsedInbound[] = [];
   const statuses: StatusUpdate[] = [];
+  const addressChanges: AddressChange[] = [];
   let ignored = 0;
   for (const entry of body.entry as unknown[]) {
     if (!isRecord(entry) || !Array.isArray(entry.changes)) {
@@ -343,6 +344,11 @@ export function parseWhatsAppNotification(body: Record<string, unknown>, now = n
         for (const key of [str(c.wa_id, 64), str(c.user_id, 200)]) if (key) names.set(key, name);
       }
       for (const m of Array.isArray(value.messages) ? value.messages : []) {
+        const change = parseAddressChange(m, now);
+        if (change) {
+          addressChanges.push(change);
+          continue;
+        }
         const parsed = parseMessage(m, contacts, names, now);
         if (parsed) messages.push(parsed);
         else ignored++;
@@ -354,10 +360,33 @@ export function parseWhatsAppNotification(body: Record<string, unknown>, now = n
       }
     }
   }
-  return { ok: true, messages, statuses, ignored };
+  return { ok: true, messages, statuses, addressChanges, ignored };
 }
 
 const BSUID = /^[A-Z]{2}\.[A-Za-z0-9.]{1,60}$/;
+
+/**
+ * A system message saying that a person's WhatsApp address changed: `user_changed_number` (from the
+ * old phone number, `m.from`, to `system.wa_id`) or `user_changed_user_id` (from
+ * `system.previous_user_id` to `system.user_id`). Anything else, or a change whose addresses do not
+ * read as a phone number or a user id, is not one.
+ */
+function parseAddressChange(m: unknown, now: Date): AddressChange | null {
+  if (!isRecord(m) || m.type !== 'system' || !isRecord(m.system)) return null;
+  const sys = m.system;
+  const at = fromEpochSeconds(m.timestamp, now);
+  if (sys.type === 'user_changed_number') {
+    const from = e164(m.from);
+    const to = e164(sys.wa_id);
+    return from && to && from !== to ? { medium: 'whatsapp', from, to, toKind: 'phone', at } : null;
+  }
+  if (sys.type === 'user_changed_user_id') {
+    const from = str(sys.previous_user_id, 200);
+    const to = str(sys.user_id, 200);
+    return from && to && from !== to && BSUID.test(from) && BSUID.test(to) ? { medium: 'whatsapp', from, to, toKind: 'wa_user', at } : null;
+  }
+  return null;
+}
 
 function parseMessage(m: unknown, contacts: Record<string, unknown>[], names: Map<string, string>, now: Date): ParsedInbound | null {
   if (!isRecord(m)) return null;

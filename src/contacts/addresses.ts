@@ -7,6 +7,7 @@ import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/
 import type { Knex } from '../db/orm.js';
 import { toInt } from '../db/values.js';
 import type { Medium } from '../messaging/types.js';
+import { audit, SYSTEM } from '../staff/audit.js';
 
 export type PhoneResult = { ok: true; e164: string } | { ok: false; reason: string };
 
@@ -199,4 +200,25 @@ export async function findOrCreateContacts(trx: Knex, refs: readonly AddressRef[
     for (const part of chunk(orphans)) await trx('contacts').whereIn('id', part).whereNotExists(trx('contact_addresses').whereRaw('contact_addresses.contact_id = contacts.id')).delete();
   }
   return out;
+}
+
+/** What `changeAddress` did. */
+export type AddressChangeOutcome = 'moved' | 'unknown' | 'already' | 'taken';
+
+/**
+ * A provider says a person's address changed (WhatsApp: a new phone number or user id). The
+ * contact keeps everything — consent, subscriptions, open conversations, the 24-hour window — on
+ * the new address: the address row is moved. Nothing moves when the old address is unknown here,
+ * when the contact already has the new one, or when another contact has it (that person wrote from
+ * the new number before the notice came: staff decide whether they are one person). Audited with
+ * the contact's id, never the numbers.
+ */
+export async function changeAddress(trx: Knex, change: { medium: Medium; from: string; to: string; toKind: 'phone' | 'wa_user'; at: Date }): Promise<AddressChangeOutcome> {
+  const old = await trx('contact_addresses').where({ channel: change.medium, address: change.from }).first('id', 'contact_id');
+  if (!old) return 'unknown';
+  const holder = await trx('contact_addresses').where({ channel: change.medium, address: change.to }).first('contact_id');
+  if (holder) return toInt(holder.contact_id) === toInt(old.contact_id) ? 'already' : 'taken';
+  await trx('contact_addresses').where('id', old.id).update({ address: change.to, kind: change.toKind });
+  await audit({ knex: trx }, SYSTEM, { action: 'contacts.address_changed', entityType: 'contact', entityId: toInt(old.contact_id), detail: { medium: change.medium, kind: change.toKind, reportedAt: change.at.toISOString() } });
+  return 'moved';
 }

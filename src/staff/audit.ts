@@ -27,7 +27,7 @@ export interface AuditInput {
   detail?: Record<string, unknown>;
 }
 
-export async function audit(db: Database, actor: Actor, e: AuditInput): Promise<void> {
+export async function audit(db: Pick<Database, 'knex'>, actor: Actor, e: AuditInput): Promise<void> {
   await db.knex('audit_events').insert({
     at: new Date(),
     actor_type: actor.type,

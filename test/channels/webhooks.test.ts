@@ -224,3 +224,43 @@ describe('webhooks: routing happens after the answer', () => {
     }
   });
 });
+
+describe('webhooks: a WhatsApp user changes number', () => {
+  const OLD = '+51987650500';
+  const NEW = '+51987650599';
+  async function contactWith(address: string): Promise<number> {
+    const now = new Date();
+    const [c] = await app.db.knex('contacts').insert({ status: 'active', created_at: now, updated_at: now }).returning('id');
+    const id = toInt(typeof c === 'object' ? c.id : c);
+    await app.db.knex('contact_addresses').insert({ contact_id: id, channel: 'whatsapp', kind: 'phone', address, created_at: now });
+    return id;
+  }
+  const holders = async (address: string) => (await app.db.knex('contact_addresses').where({ channel: 'whatsapp', address }).pluck('contact_id')).map(toInt);
+
+  it("moves the contact's WhatsApp address to the new number, keeps the contact, stores no message, and audits it", async () => {
+    const id = await contactWith(OLD);
+    expect((await wa(fixture('whatsapp', 'system-number-changed.json'))).status).toBe(200);
+    expect(await holders(NEW)).toEqual([id]);
+    expect(await holders(OLD)).toEqual([]);
+    expect(await app.db.knex('inbound_messages').where('provider_id', 'like', 'wamid.HBgLNTE5ODc2NTA1MDAV%').first()).toBeUndefined();
+    const audit = await app.db.knex('audit_events').where({ action: 'contacts.address_changed', entity_id: String(id) }).first('detail');
+    expect(audit).toBeDefined();
+    expect(String(audit.detail)).not.toContain('987650');
+    // A message from the new number is the same person.
+    const raw = fixture('whatsapp', 'text.json').replace(/16505551234/g, NEW.slice(1)).replace('wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=', 'wamid.AFTER.CHANGE');
+    expect((await wa(raw)).status).toBe(200);
+    expect(toInt((await app.db.knex('inbound_messages').where('provider_id', 'wamid.AFTER.CHANGE').first('contact_id')).contact_id)).toBe(id);
+    // A replay of the notice changes nothing.
+    expect((await wa(fixture('whatsapp', 'system-number-changed.json'))).status).toBe(200);
+    expect(await holders(NEW)).toEqual([id]);
+    await app.db.knex('contacts').where('id', id).delete();
+  });
+
+  it('moves nothing when another contact already has the new number', async () => {
+    const a = await contactWith(OLD);
+    const b = await contactWith(NEW);
+    expect((await wa(fixture('whatsapp', 'system-number-changed.json'))).status).toBe(200);
+    expect([await holders(OLD), await holders(NEW)]).toEqual([[a], [b]]);
+    await app.db.knex('contacts').whereIn('id', [a, b]).delete();
+  });
+});

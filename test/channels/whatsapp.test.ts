@@ -204,6 +204,20 @@ describe('WhatsApp webhook parsing (captured payload shapes)', () => {
     ]);
   });
 
+  it('reads a change of number or of user id as an address change, not a message', () => {
+    const number = wa.parseWebhook(hook(fixture('whatsapp', 'system-number-changed.json')));
+    expect(number).toMatchObject({ ok: true, messages: [], statuses: [], addressChanges: [{ medium: 'whatsapp', from: '+51987650500', to: '+51987650599', toKind: 'phone' }] });
+    const raw = fixture('whatsapp', 'system-number-changed.json').replace(
+      /"system":\{[^}]*\}/,
+      '"system":{"body":"User changed","type":"user_changed_user_id","previous_user_id":"PE.11112222333344445555","user_id":"PE.99998888777766665555"}',
+    );
+    const userId = wa.parseWebhook(hook(raw));
+    expect(userId).toMatchObject({ ok: true, messages: [], addressChanges: [{ from: 'PE.11112222333344445555', to: 'PE.99998888777766665555', toKind: 'wa_user' }] });
+    // Not a valid user id: not a change.
+    const bad = wa.parseWebhook(hook(raw.replace('PE.99998888777766665555', 'nonsense value')));
+    expect(bad).toMatchObject({ ok: true, messages: [], addressChanges: [], ignored: 1 });
+  });
+
   it('skips reactions and other fields, answering 200 with nothing to store', () => {
     for (const f of ['reaction.json', 'template-status-update.json']) {
       const r = wa.parseWebhook(hook(fixture('whatsapp', f)));
