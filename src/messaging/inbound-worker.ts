@@ -5,12 +5,14 @@
  * crash. Claims are atomic (`routeStored`), so several processes can run a worker each.
  *
  * A message whose routing throws is left for the next sweep; after five failures it is set aside
- * (route `error`) so that it cannot hold up the others, and the failure is logged by id only.
+ * (route `error`) so that it cannot hold up the others, and the failure is logged by id only; the
+ * staff inbox shows it as a message that could not be handled automatically.
  * A message claimed by a process that died while routing it (route `routing` for over two minutes)
  * is released and routed again.
  */
 import { toInt } from '../db/values.js';
 import { routeStored } from './inbound.js';
+import { noteUnhandledById } from './inbox.js';
 import type { NamedStep } from './router.js';
 import { ROUTER_STEPS } from './steps.js';
 import type { RouterServices } from './types.js';
@@ -91,7 +93,11 @@ export function startInboundWorker(services: RouterServices, opts: InboundWorker
           // Kind and code only: messages of database errors carry bound values (numbers, text).
           services.log.error({ error: summary(err), inboundMessageId: id, attempt: n }, 'routing an inbound message failed');
           if (n >= maxFailures) {
-            await knex('inbound_messages').where('id', id).whereNull('handled_at').update({ handled_at: new Date(), route: 'error' });
+            // Set aside, and into the staff inbox (flagged: could not be handled automatically).
+            await knex.transaction(async (trx) => {
+              const setAside = await trx('inbound_messages').where('id', id).whereNull('handled_at').update({ handled_at: new Date(), route: 'error' });
+              if (setAside) await noteUnhandledById(trx, id, true);
+            });
             failures.delete(id);
           }
         }

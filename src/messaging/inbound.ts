@@ -8,6 +8,7 @@
 import { findOrCreateContacts } from '../contacts/addresses.js';
 import type { Knex } from '../db/orm.js';
 import { toDate, toInt } from '../db/values.js';
+import { noteUnhandled } from './inbox.js';
 import { routeMessage, type NamedStep } from './router.js';
 import type { InboundContext, ParsedInbound, RouterServices } from './types.js';
 
@@ -178,7 +179,15 @@ export async function routeStored(services: RouterServices, steps: readonly Name
     await knex('inbound_messages').where('id', id).update({ handled_at: null, route: null });
     throw err;
   }
-  await knex('inbound_messages').where('id', id).update({ route });
+  if (route === 'inbox') {
+    // The staff inbox's conversation opens (or reopens) with the route, in one transaction.
+    await knex.transaction(async (trx) => {
+      await trx('inbound_messages').where('id', id).update({ route });
+      await noteUnhandled(trx, { messageId: id, contactId: ctx.contact.id, addressId: ctx.address.id, receivedAt: ctx.message.receivedAt, error: false });
+    });
+  } else {
+    await knex('inbound_messages').where('id', id).update({ route });
+  }
   return route;
 }
 

@@ -1,8 +1,15 @@
 /**
- * The staff inbox: the router's last step. The message waits for a human; the person gets an
- * acknowledgement (at most one every 12 hours, so a conversation is not answered by a robot
- * after every line).
+ * The staff inbox, the router's side: its last step, and the conversations that unhandled messages
+ * open. The message waits for a human; the person gets an acknowledgement (at most one every 12
+ * hours, so a conversation is not answered by a robot after every line).
+ *
+ * Every message routed to `inbox` (by this step or by a psychosocial handoff) and every message set
+ * aside as `error` by the inbound worker opens its contact's conversation in `inbox_conversations`,
+ * or reopens it when staff had closed it (`noteUnhandled`, in the transaction that records the
+ * route). Staff work the conversations through src/inbox/.
  */
+import type { Knex } from '../db/orm.js';
+import { toDate, toInt } from '../db/values.js';
 import { enqueue } from './outbox.js';
 import { wording } from './texts.js';
 import type { RouterStep } from './types.js';
@@ -24,3 +31,68 @@ export const inboxStep: RouterStep = async (ctx) => {
   }
   return 'inbox';
 };
+
+/** Routes whose messages wait for staff. */
+export const UNHANDLED_ROUTES = ['inbox', 'error'] as const;
+
+export interface UnhandledMessage {
+  messageId: number;
+  contactId: number;
+  addressId: number | null;
+  receivedAt: Date;
+  /** Set aside by the inbound worker after its routing failed. */
+  error: boolean;
+}
+
+/**
+ * Opens the contact's conversation for an unhandled message, or reopens a closed one (unclaimed, as
+ * closing left it). The newest message decides where replies go. A message that arrives while a
+ * psychosocial red handoff is open, or (set aside as `error`) while a complaint intake is in progress,
+ * restricts the conversation to holders of complaints.sensitive, for good.
+ */
+export async function noteUnhandled(trx: Knex, m: UnhandledMessage): Promise<void> {
+  const now = new Date();
+  const restricted = m.error
+    ? trx.raw('(EXISTS (SELECT 1 FROM pss_triage WHERE contact_id = ? AND handoff_open = ?) OR EXISTS (SELECT 1 FROM complaint_intakes WHERE contact_id = ?))', [m.contactId, true, m.contactId])
+    : trx.raw('EXISTS (SELECT 1 FROM pss_triage WHERE contact_id = ? AND handoff_open = ?)', [m.contactId, true]);
+  const newer = 'excluded.last_message_id > inbox_conversations.last_message_id';
+  await trx('inbox_conversations')
+    .insert({
+      contact_id: m.contactId,
+      status: 'open',
+      last_message_id: m.messageId,
+      last_message_at: m.receivedAt,
+      last_address_id: m.addressId,
+      opened_at: now,
+      has_error: m.error,
+      restricted,
+      rumour: false,
+      updated_at: now,
+    })
+    .onConflict('contact_id')
+    .merge({
+      status: 'open',
+      last_message_id: trx.raw(`CASE WHEN ${newer} THEN excluded.last_message_id ELSE inbox_conversations.last_message_id END`),
+      last_message_at: trx.raw(`CASE WHEN ${newer} THEN excluded.last_message_at ELSE inbox_conversations.last_message_at END`),
+      last_address_id: trx.raw(`CASE WHEN ${newer} OR inbox_conversations.last_address_id IS NULL THEN excluded.last_address_id ELSE inbox_conversations.last_address_id END`),
+      opened_at: trx.raw("CASE WHEN inbox_conversations.status = 'closed' THEN excluded.opened_at ELSE inbox_conversations.opened_at END"),
+      has_error: trx.raw("CASE WHEN inbox_conversations.status = 'closed' OR excluded.has_error THEN excluded.has_error ELSE inbox_conversations.has_error END"),
+      restricted: trx.raw('CASE WHEN excluded.restricted THEN excluded.restricted ELSE inbox_conversations.restricted END'),
+      closed_at: trx.raw("CASE WHEN inbox_conversations.status = 'closed' THEN NULL ELSE inbox_conversations.closed_at END"),
+      closed_by_label: trx.raw("CASE WHEN inbox_conversations.status = 'closed' THEN NULL ELSE inbox_conversations.closed_by_label END"),
+      updated_at: now,
+    });
+}
+
+/** noteUnhandled for a stored message known by its id (the inbound worker's `error` path). */
+export async function noteUnhandledById(trx: Knex, messageId: number, error: boolean): Promise<void> {
+  const r = await trx('inbound_messages').where('id', messageId).first('contact_id', 'address_id', 'received_at');
+  if (!r || r.contact_id === null || r.contact_id === undefined) return;
+  await noteUnhandled(trx, {
+    messageId,
+    contactId: toInt(r.contact_id),
+    addressId: r.address_id === null || r.address_id === undefined ? null : toInt(r.address_id),
+    receivedAt: toDate(r.received_at),
+    error,
+  });
+}

@@ -13,6 +13,7 @@ import { Migration20261122011500_broadcasts } from './Migration20261122011500_br
 import { Migration20261122020000_cash } from './Migration20261122020000_cash.js';
 import { Migration20261122030000_reports } from './Migration20261122030000_reports.js';
 import { Migration20261122040000_import_speed } from './Migration20261122040000_import_speed.js';
+import { Migration20261122050000_inbox } from './Migration20261122050000_inbox.js';
 
 export const migrationsList = [
   { name: 'Migration20261122000100_staff', class: Migration20261122000100_staff },
@@ -26,4 +27,5 @@ export const migrationsList = [
   { name: 'Migration20261122020000_cash', class: Migration20261122020000_cash },
   { name: 'Migration20261122030000_reports', class: Migration20261122030000_reports },
   { name: 'Migration20261122040000_import_speed', class: Migration20261122040000_import_speed },
+  { name: 'Migration20261122050000_inbox', class: Migration20261122050000_inbox },
 ];
