@@ -79,7 +79,7 @@ export async function getFaq(knex: Knex, id: number): Promise<FaqEntry> {
 }
 
 /** Normalises the keywords; refuses reserved words and keywords another active entry answers. */
-async function cleanKeywords(knex: Knex, kw: Record<string, string[]>, exceptId?: number): Promise<Record<string, string[]>> {
+export async function cleanKeywords(knex: Knex, kw: Record<string, string[]>, exceptId?: number): Promise<Record<string, string[]>> {
   const problems: Record<string, string> = {};
   const reserved = reservedWords();
   const out: Record<string, string[]> = {};

@@ -23,6 +23,7 @@ export const NAV: NavItem[] = [
   { href: '/segments', label: 'nav.segments', permission: 'contacts.read' },
   { href: '/imports', label: 'nav.imports', permission: 'contacts.read' },
   { href: '/exports', label: 'nav.exports', permission: 'contacts.export' },
+  { href: '/inbox', label: 'nav.inbox', permission: 'inbox.read' },
   { href: '/messages', label: 'nav.messages', permission: 'messages.write' },
   { href: '/faq', label: 'nav.faq', permission: 'messages.write' },
   { href: '/broadcasts', label: 'nav.broadcasts', permission: 'reports.read' },

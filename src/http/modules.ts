@@ -27,6 +27,8 @@ import { registerReportsApi } from '../reports/api.js';
 import { reportsConsole } from '../reports/console.js';
 import { registerSimulatorApi } from '../simulator/api.js';
 import { simulatorConsole } from '../simulator/console.js';
+import { registerInboxApi } from '../inbox/api.js';
+import { inboxConsole } from '../inbox/console.js';
 
 export interface Module {
   name: string;
@@ -47,6 +49,7 @@ export const modules: Module[] = [
   { name: 'surveys', api: registerSurveysApi, console: surveysConsole },
   { name: 'complaints', api: registerComplaintsApi, console: complaintsConsole, open: () => complaintsPublic() },
   { name: 'broadcasts', api: registerBroadcastsApi, console: broadcastsConsole },
+  { name: 'inbox', api: registerInboxApi, console: inboxConsole },
   { name: 'cash', api: registerCashApi, console: cashConsole, open: cashUploads },
   { name: 'reports', api: registerReportsApi, console: reportsConsole },
   { name: 'simulator', api: registerSimulatorApi, console: simulatorConsole },

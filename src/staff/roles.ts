@@ -23,6 +23,8 @@ export const PERMISSIONS = [
   'complaints.read',
   'complaints.manage',
   'complaints.sensitive', // the only way to see a sensitive complaint
+  'inbox.read', // the staff inbox: conversations no automatic step answered
+  'inbox.reply', // claim, reply, tag, mark rumours, close
   'reports.read', // aggregate figures, no personal data
   'simulator.use', // the console's phone simulator: write as a test contact
 ] as const;
@@ -32,11 +34,11 @@ const ALL_BUT_SENSITIVE = PERMISSIONS.filter((p) => p !== 'complaints.sensitive'
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   admin: ALL_BUT_SENSITIVE,
-  editor: ['contacts.read', 'lists.manage', 'messages.write', 'messages.approve', 'surveys.manage', 'surveys.results', 'reports.read', 'simulator.use'],
-  broadcaster: ['contacts.read', 'messages.write', 'broadcasts.send', 'reports.read', 'simulator.use'],
+  editor: ['contacts.read', 'lists.manage', 'messages.write', 'messages.approve', 'surveys.manage', 'surveys.results', 'inbox.read', 'inbox.reply', 'reports.read', 'simulator.use'],
+  broadcaster: ['contacts.read', 'messages.write', 'broadcasts.send', 'inbox.read', 'inbox.reply', 'reports.read', 'simulator.use'],
   cash: ['contacts.read', 'contacts.export', 'cash.manage', 'surveys.results', 'reports.read', 'simulator.use'],
-  complaints: ['contacts.read', 'complaints.read', 'complaints.manage', 'reports.read', 'simulator.use'],
-  focal_point: ['contacts.read', 'complaints.read', 'complaints.manage', 'complaints.sensitive', 'reports.read', 'simulator.use'],
+  complaints: ['contacts.read', 'complaints.read', 'complaints.manage', 'inbox.read', 'inbox.reply', 'reports.read', 'simulator.use'],
+  focal_point: ['contacts.read', 'complaints.read', 'complaints.manage', 'complaints.sensitive', 'inbox.read', 'inbox.reply', 'reports.read', 'simulator.use'],
   viewer: ['reports.read'],
 };
 
