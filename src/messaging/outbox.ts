@@ -40,7 +40,8 @@ export async function enqueue(knex: Knex, m: EnqueueInput): Promise<number> {
   return toInt(typeof row === 'object' ? (row as { id: unknown }).id : row);
 }
 
-export interface OutboxRow {
+/** What an outbox row says to send, to whom and how: the columns the dispatcher claims. */
+export interface OutboxMessage {
   id: number;
   contactId: number;
   purpose: string;
@@ -50,20 +51,28 @@ export interface OutboxRow {
   language: string | null;
   channel: string | null;
   addressId: number | null;
+}
+
+export interface OutboxRow extends OutboxMessage {
   status: string;
   providerId: string | null;
   errorCode: string | null;
 }
 
+/** The content column as stored: JSON text on SQLite, already parsed on PostgreSQL. */
+export function parseContent(v: unknown): OutboundContent | null {
+  if (v === null || v === undefined) return null;
+  return (typeof v === 'string' ? JSON.parse(v) : v) as OutboundContent;
+}
+
 export function readOutboxRow(r: Record<string, unknown>): OutboxRow {
-  const content = r.content;
   return {
     id: toInt(r.id),
     contactId: toInt(r.contact_id),
     purpose: String(r.purpose),
     priority: toInt(r.priority),
     broadcastId: r.broadcast_id === null || r.broadcast_id === undefined ? null : toInt(r.broadcast_id),
-    content: content === null || content === undefined ? null : ((typeof content === 'string' ? JSON.parse(content) : content) as OutboundContent),
+    content: parseContent(r.content),
     language: (r.language as string | null) ?? null,
     channel: (r.channel as string | null) ?? null,
     addressId: r.address_id === null || r.address_id === undefined ? null : toInt(r.address_id),
