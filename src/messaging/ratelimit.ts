@@ -221,9 +221,13 @@ export interface PairLimiterOptions {
   now?: () => number;
 }
 
-/** A small token bucket per recipient (WhatsApp's pair rate). */
+/**
+ * A small token bucket per recipient (WhatsApp's pair rate), kept as one number per recipient: the
+ * time at which its bucket will be full again (a bucket of `burst` tokens, one token back every
+ * `intervalMs`, holds burst − (full − now) / intervalMs tokens).
+ */
 export class PairLimiter {
-  private readonly buckets = new Map<string, { tokens: number; last: number }>();
+  private readonly full = new Map<string, number>();
   private readonly now: () => number;
   private lastPrune: number;
 
@@ -237,30 +241,24 @@ export class PairLimiter {
     const now = this.now();
     if (now - this.lastPrune > 60_000) this.prune(now);
     const { burst, intervalMs } = this.opts;
-    let b = this.buckets.get(key);
-    if (!b) {
-      b = { tokens: burst, last: now };
-      this.buckets.set(key, b);
-    } else {
-      b.tokens = Math.min(burst, b.tokens + (now - b.last) / intervalMs);
-      b.last = now;
-    }
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
+    const full = Math.max(now, this.full.get(key) ?? now);
+    // Taking a token moves the full time one interval later; allowed while the bucket keeps ≥ 0 tokens.
+    const over = full + intervalMs - now - burst * intervalMs;
+    if (over <= 0) {
+      this.full.set(key, full + intervalMs);
       return 0;
     }
-    return Math.ceil((1 - b.tokens) * intervalMs);
+    return Math.ceil(over);
   }
 
   /** Recipients currently tracked. */
   get size(): number {
-    return this.buckets.size;
+    return this.full.size;
   }
 
   /** Forgets recipients whose bucket has refilled (they are as good as new). */
   prune(now = this.now()): void {
     this.lastPrune = now;
-    const { burst, intervalMs } = this.opts;
-    for (const [k, b] of this.buckets) if (b.tokens + (now - b.last) / intervalMs >= burst) this.buckets.delete(k);
+    for (const [k, full] of this.full) if (full <= now) this.full.delete(k);
   }
 }
