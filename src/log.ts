@@ -34,8 +34,9 @@ export function maskPhone(value: string): string {
 }
 
 /**
- * An error as it may be logged: its kind, code, the first line of its message with quoted values,
- * e-mail addresses and digit runs blanked, and its stack frames. Database drivers put bound values
+ * An error as it may be logged: its kind, code, the first line of its message (without the SQL
+ * statement Knex puts in front) with quoted values, e-mail addresses and digit runs blanked, and its
+ * stack frames. Database drivers put bound values
  * (numbers, message text) into their messages; this keeps them out of the logs.
  */
 export function errorForLog(err: unknown): { type: string; code?: string | number; message?: string; stack?: string } {
@@ -49,8 +50,12 @@ export function errorForLog(err: unknown): { type: string; code?: string | numbe
   return out;
 }
 
+/** Knex puts the statement before the driver's message ("<sql> - <message>"): the message says what went wrong. */
+const KNEX_STATEMENT = /^\s*(?:select|insert|update|delete|with|create|alter|drop|pragma)\b[\s\S]* - /i;
+
 export function scrubMessage(message: string): string {
   return message
+    .replace(KNEX_STATEMENT, '')
     .replace(/'(?:[^'\\]|\\.|'')*'/g, "'…'")
     .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
     .replace(/\(([^()]*)\)=\(([^()]*)\)/g, '($1)=(…)')

@@ -61,7 +61,7 @@ import { measureSms, renderSms } from '../channels/sms.js';
 import { stopOnChannel } from '../contacts/stop.js';
 import type { Database } from '../db/orm.js';
 import { toBool, toDateOrNull, toInt } from '../db/values.js';
-import type { Logger } from '../log.js';
+import { errorForLog, type Logger } from '../log.js';
 import { adaptersFrom, chooseRoute, smsRoute, type Adapters, type RouteAddress, type RouteInput } from './dispatcher-route.js';
 import { rendererFor } from './dispatcher-render.js';
 import { batchRows, changedContactRows, claimBatch, lastInboundRows, recoverStaleClaims, releaseClaims, renewClaims, writeResults, type ClaimedRow, type RowResult } from './dispatcher-sql.js';
@@ -113,7 +113,8 @@ interface ContactState {
   status: string;
   stoppedAt: number | null;
   erased: boolean;
-  consents: Map<string, boolean>;
+  /** The purposes the contact consents to (among those asked about). */
+  consents: Pick<ReadonlySet<string>, 'has'>;
 }
 
 interface Task {
@@ -146,7 +147,7 @@ export function ineligible(row: Pick<ClaimedRow, 'purpose' | 'createdAt'>, c: Co
     return 'contact_stopped';
   }
   if (c.status !== 'active') return 'contact_stopped';
-  return c.consents.get(row.purpose) ? null : 'no_consent';
+  return c.consents.has(row.purpose) ? null : 'no_consent';
 }
 
 /** A binary heap of tasks, replies first (priority, then id). */
@@ -221,8 +222,8 @@ export class Dispatcher {
   private readonly target: number;
   private readonly ready = new TaskQueue();
   private readonly idleWorkers: (() => void)[] = [];
-  /** Contacts a worker is sending to, with their next tasks. */
-  private readonly busy = new Map<number, Task[]>();
+  /** Contacts a worker is sending to, with their next tasks (null: none yet). */
+  private readonly busy = new Map<number, Task[] | null>();
   private readonly lowWater: number;
   private readonly minClaim: number;
   private results: RowResult[] = [];
@@ -343,7 +344,7 @@ export class Dispatcher {
         for (const id of ids) this.held.delete(id);
       } catch (err) {
         this.toRelease.push(...ids);
-        this.log.error({ err: describe(err) }, 'dispatcher: could not give back claimed rows; they return after the claim timeout');
+        this.log.error({ err: errorForLog(err) }, 'dispatcher: could not give back claimed rows; they return after the claim timeout');
       }
     }
     this.running = false;
@@ -377,7 +378,7 @@ export class Dispatcher {
         this.timings.claim += performance.now() - t0;
         this.timings.claims++;
       } catch (err) {
-        this.log.error({ err: describe(err) }, 'dispatcher: claiming failed; retrying');
+        this.log.error({ err: errorForLog(err) }, 'dispatcher: claiming failed; retrying');
         await this.sleep(1_000);
         continue;
       }
@@ -391,7 +392,7 @@ export class Dispatcher {
           this.timings.prepares++;
         } catch (err) {
           // Not sent, so nothing can be doubled: give the rows back for a later try.
-          this.log.error({ err: describe(err) }, 'dispatcher: preparing a batch failed; the rows are queued again');
+          this.log.error({ err: errorForLog(err) }, 'dispatcher: preparing a batch failed; the rows are queued again');
           const at = new Date();
           for (const r of rows) this.finish({ id: r.id, status: 'queued', attempts: r.attempts, notBefore: new Date(Date.now() + 5_000), statusAt: at });
         }
@@ -449,8 +450,8 @@ export class Dispatcher {
       try {
         this.prepareRow(r, contacts.get(r.contactId), content.get(r.id) ?? null, addresses.get(r.contactId) ?? [], now, at);
       } catch (err) {
-        this.log.error({ err: describe(err), outboxId: r.id }, 'dispatcher: could not prepare a message');
-        this.finish({ id: r.id, status: 'failed', attempts: r.attempts, errorCode: 'prepare_error', errorDetail: describe(err), statusAt: at });
+        this.log.error({ err: errorForLog(err), outboxId: r.id }, 'dispatcher: could not prepare a message');
+        this.finish({ id: r.id, status: 'failed', attempts: r.attempts, errorCode: 'prepare_error', errorDetail: errorText(err), statusAt: at });
       }
     }
     for (const w of this.idleWorkers.splice(0, this.ready.length)) w();
@@ -522,22 +523,22 @@ export class Dispatcher {
       if (!task) return;
       if (this.ready.length === this.lowWater) this.wake();
       const contactId = task.row.contactId;
-      const waiting = this.busy.get(contactId);
-      if (waiting) {
-        waiting.push(task);
+      if (this.busy.has(contactId)) {
+        const waiting = this.busy.get(contactId);
+        if (waiting) waiting.push(task);
+        else this.busy.set(contactId, [task]);
         continue;
       }
-      const queue: Task[] = [];
-      this.busy.set(contactId, queue);
+      this.busy.set(contactId, null);
       while (task) {
         try {
           await this.send(task);
         } catch (err) {
           // A bug here must not lose the row: queue it again.
-          this.log.error({ err: describe(err), outboxId: task.row.id }, 'dispatcher: unexpected error while sending');
+          this.log.error({ err: errorForLog(err), outboxId: task.row.id }, 'dispatcher: unexpected error while sending');
           this.finish({ id: task.row.id, status: 'queued', attempts: task.row.attempts, notBefore: new Date(Date.now() + 5_000), statusAt: new Date() });
         }
-        task = queue.shift();
+        task = this.busy.get(contactId)?.shift();
       }
       this.busy.delete(contactId);
     }
@@ -555,7 +556,8 @@ export class Dispatcher {
       if (wait > 0) return this.requeue(row, Date.now() + wait);
     }
     const t0 = performance.now();
-    if (limiter && task.cost > 0) {
+    // Tokens at hand are taken without a wait (tryTake yields to anyone already waiting).
+    if (limiter && task.cost > 0 && !limiter.tryTake(task.cost)) {
       try {
         await limiter.acquire(task.cost, row.priority);
       } catch (err) {
@@ -571,7 +573,8 @@ export class Dispatcher {
     // as leaving now (nothing is awaited between it and the request) and refuses while the last second
     // is full. A wait long enough for a STOP to land is followed by another check.
     const t1 = performance.now();
-    await this.slots.acquire();
+    const slot = this.slots.acquire();
+    if (slot) await slot;
     const queued = performance.now();
     let res: SendResult;
     try {
@@ -584,7 +587,7 @@ export class Dispatcher {
       const paused = limiter?.pausedFor() ?? 0;
       if (paused > 2_000) return this.requeue(row, Date.now() + paused);
       if (paused > 0) await new Promise((r) => setTimeout(r, Math.ceil(paused)));
-      if (!(await this.lastCheck(row))) return;
+      if (this.refused(row, recheckVerdict(row, await this.recheck.check(row.contactId)))) return;
       const t3 = performance.now();
       this.timings.stageLimiter += t1 - t0;
       this.timings.stageSlot += queued - t1;
@@ -596,7 +599,7 @@ export class Dispatcher {
           await new Promise((r) => setTimeout(r, Math.ceil(wait)));
           if (wait >= RECHECK_GATHER_MS && rechecks < 2) {
             rechecks++;
-            if (!(await this.lastCheck(row))) return;
+            if (this.refused(row, recheckVerdict(row, await this.recheck.check(row.contactId)))) return;
           }
         }
       }
@@ -604,7 +607,7 @@ export class Dispatcher {
       try {
         res = await adapter.send({ to: address.address, toKind: address.kind, content: task.content, language: task.language, callbackData: String(row.id) });
       } catch (err) {
-        res = { ok: false, error: { class: 'transient', code: 'exception', detail: `the adapter failed: ${describe(err)}`.slice(0, 300) } };
+        res = { ok: false, error: { class: 'transient', code: 'exception', detail: `the adapter failed: ${errorText(err)}`.slice(0, 300) } };
       }
       this.timings.stageSend += performance.now() - t4;
       this.timings.sends++;
@@ -651,7 +654,7 @@ export class Dispatcher {
         try {
           await stopOnChannel(this.db.knex, address.medium, address.address, { ref: `${adapter.name} ${e.code} outbox:${row.id}`, at });
         } catch (err) {
-          this.log.error({ err: describe(err), outboxId: row.id }, 'dispatcher: could not record a provider opt-out');
+          this.log.error({ err: errorForLog(err), outboxId: row.id }, 'dispatcher: could not record a provider opt-out');
         }
         this.finish({ ...base, status: 'failed', attempts });
         return;
@@ -680,13 +683,12 @@ export class Dispatcher {
     }
   }
 
-  /** True when the row may leave now; otherwise records why not (skipped) or queues it again. */
-  private async lastCheck(row: ClaimedRow): Promise<boolean> {
-    const why = await this.recheck.check(row);
-    if (why === null) return true;
+  /** The last check's verdict: false when the row may leave now; otherwise records why not (skipped) or queues it again. */
+  private refused(row: ClaimedRow, why: string | null): boolean {
+    if (why === null) return false;
     if (why === 'retry') this.requeue(row, Date.now() + 1_000);
     else this.finish({ id: row.id, status: 'skipped', attempts: row.attempts, errorCode: why, statusAt: new Date() });
-    return false;
+    return true;
   }
 
   private requeue(row: ClaimedRow, notBefore: number): void {
@@ -723,7 +725,7 @@ export class Dispatcher {
       this.timings.record += performance.now() - t0;
       this.timings.records++;
     } catch (err) {
-      this.log.error({ err: describe(err), rows: batch.length }, 'dispatcher: recording results failed; retrying');
+      this.log.error({ err: errorForLog(err), rows: batch.length }, 'dispatcher: recording results failed; retrying');
       this.results = batch.concat(this.results);
       if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 1_000);
       return;
@@ -743,7 +745,7 @@ export class Dispatcher {
       try {
         await applyEarlyStatuses(this.db);
       } catch (err) {
-        this.log.warn({ err: describe(err) }, 'dispatcher: applying early statuses failed');
+        this.log.warn({ err: errorForLog(err) }, 'dispatcher: applying early statuses failed');
       }
     }
     if (this.held.size < this.target) this.wake();
@@ -769,7 +771,7 @@ export class Dispatcher {
         await purgeEarlyStatuses(this.db.knex);
       }
     } catch (err) {
-      this.log.error({ err: describe(err) }, 'dispatcher: claim maintenance failed');
+      this.log.error({ err: errorForLog(err) }, 'dispatcher: claim maintenance failed');
     } finally {
       this.maintaining = false;
     }
@@ -797,19 +799,19 @@ async function loadBatch(
   purposes: readonly string[],
 ): Promise<{ contacts: Map<number, ContactState & { language: string | null }>; addresses: Map<number, RouteAddress[]> }> {
   const rows = await batchRows(db, ids, purposes);
-  const contacts = new Map<number, ContactState & { language: string | null }>();
+  const contacts = new Map<number, ContactState & { language: string | null; consents: Set<string> }>();
   const addresses = new Map<number, RouteAddress[]>();
   for (const r of rows as Record<string, unknown>[]) {
     const id = toInt(r.id);
     let c = contacts.get(id);
     let list = addresses.get(id);
     if (!c || !list) {
-      c = { status: String(r.status), stoppedAt: toDateOrNull(r.stopped_at)?.getTime() ?? null, erased: r.erased_at !== null && r.erased_at !== undefined, consents: new Map(), language: (r.language as string | null) ?? null };
+      c = { status: String(r.status), stoppedAt: toDateOrNull(r.stopped_at)?.getTime() ?? null, erased: r.erased_at !== null && r.erased_at !== undefined, consents: new Set<string>(), language: (r.language as string | null) ?? null };
       contacts.set(id, c);
       list = [];
       addresses.set(id, list);
     }
-    if (r.purpose !== null && r.purpose !== undefined) c.consents.set(String(r.purpose), true);
+    if (r.purpose !== null && r.purpose !== undefined) c.consents.add(String(r.purpose));
     if (r.address_id !== null && r.address_id !== undefined) {
       const addressId = toInt(r.address_id);
       if (!list.some((a) => a.id === addressId)) {
@@ -855,77 +857,88 @@ class Slots {
   }
 }
 
+/** What the last check found: the contacts that may have changed, or null when the check failed. */
+type Changes = ReadonlyMap<number, ContactState> | null;
+
+/** Why a row may not leave now (null: it may), given the last check's findings; 'retry' when it could not be checked. */
+function recheckVerdict(row: Pick<ClaimedRow, 'contactId' | 'purpose' | 'createdAt'>, changes: Changes): string | null {
+  if (changes === null) return 'retry';
+  const c = changes.get(row.contactId);
+  return c ? ineligible(row, c) : null;
+}
+
 /**
- * Checks rows again right before their requests, batching the rows that reach this point in the
- * same turn of the event loop into one query.
+ * Checks rows again right before their requests, batching the rows that reach this point within a
+ * few milliseconds of each other into one query; every row of a batch waits on the same promise.
  */
 class Recheck {
-  private pending: { row: ClaimedRow; resolve: (why: string | null) => void }[] = [];
-  private scheduled = false;
+  private ids: number[] = [];
+  private batch: Promise<Changes> | null = null;
+  private resolve: ((c: Changes) => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly db: Database,
     private readonly timings: { recheck: number; rechecks: number },
   ) {}
 
-  check(row: ClaimedRow): Promise<string | null> {
-    return new Promise((resolve) => {
-      this.pending.push({ row, resolve });
-      if (this.pending.length >= 256) void this.run();
-      else if (!this.scheduled) {
-        // Gather the requests of the next few milliseconds into one query: the check still runs
-        // after their wait and right before they leave.
-        this.scheduled = true;
-        setTimeout(() => void this.run(), RECHECK_GATHER_MS);
-      }
-    });
+  /** Resolves with the batch's findings once the query that includes this contact has run. */
+  check(contactId: number): Promise<Changes> {
+    let batch = this.batch;
+    if (!batch) {
+      // Gather the requests of the next few milliseconds into one query: the check still runs
+      // after their wait and right before they leave.
+      batch = this.batch = new Promise<Changes>((resolve) => (this.resolve = resolve));
+      this.timer = setTimeout(this.run, RECHECK_GATHER_MS);
+    }
+    this.ids.push(contactId);
+    if (this.ids.length >= 256) this.run();
+    return batch;
   }
 
-  private async run(): Promise<void> {
-    this.scheduled = false;
-    const batch = this.pending;
-    this.pending = [];
-    if (batch.length === 0) return;
+  private readonly run = (): void => {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const ids = this.ids;
+    const resolve = this.resolve!;
+    this.ids = [];
+    this.batch = null;
+    this.resolve = null;
+    if (ids.length > 0) void this.query(ids).then(resolve);
+  };
+
+  private async query(ids: number[]): Promise<Changes> {
     try {
       const t0 = performance.now();
       // The batch was prepared moments ago with active, consenting contacts: ask only for what may
       // have changed since (not active any more, erased, a consent withdrawn), which is usually nothing.
-      const changed = await changedContactRows(this.db, [...new Set(batch.map((p) => p.row.contactId))]);
+      const changed = await changedContactRows(this.db, [...new Set(ids)]);
       this.timings.recheck += performance.now() - t0;
       this.timings.rechecks++;
-      const states = new Map<number, ContactState & { withdrawn: Set<string> }>();
+      const states = new Map<number, ContactState>();
+      const withdrawn = new Map<number, Set<string>>();
       for (const r of changed as Record<string, unknown>[]) {
         const id = toInt(r.id);
-        let c = states.get(id);
-        if (!c) {
-          c = { status: String(r.status), stoppedAt: toDateOrNull(r.stopped_at)?.getTime() ?? null, erased: r.erased_at !== null && r.erased_at !== undefined, consents: new Map(), withdrawn: new Set() };
-          states.set(id, c);
+        let w = withdrawn.get(id);
+        if (!w) {
+          const gone = (w = new Set<string>());
+          withdrawn.set(id, gone);
+          // A purpose's consent was there when the batch was prepared; it counts unless withdrawn since.
+          states.set(id, { status: String(r.status), stoppedAt: toDateOrNull(r.stopped_at)?.getTime() ?? null, erased: r.erased_at !== null && r.erased_at !== undefined, consents: { has: (purpose) => !gone.has(purpose) } });
         }
-        if (r.purpose !== null && r.purpose !== undefined) c.withdrawn.add(String(r.purpose));
+        if (r.purpose !== null && r.purpose !== undefined) w.add(String(r.purpose));
       }
-      for (const p of batch) {
-        const c = states.get(p.row.contactId);
-        if (!c) {
-          p.resolve(null);
-          continue;
-        }
-        // The purpose's consent was there when the batch was prepared; it counts unless withdrawn since.
-        if (p.row.purpose !== 'reply' && !c.withdrawn.has(p.row.purpose)) c.consents.set(p.row.purpose, true);
-        p.resolve(ineligible(p.row, c));
-      }
+      return states;
     } catch {
-      for (const p of batch) p.resolve('retry');
+      return null;
     }
   }
 }
 
-/** An error for the log: its name and message, without the SQL text Knex puts in front (values never appear). */
-function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const msg = err.message.includes(' - ') ? err.message.slice(err.message.lastIndexOf(' - ') + 3) : err.message;
-    return `${err.name}: ${msg}`.slice(0, 300);
-  }
-  return String(err).slice(0, 300);
+/** An error as the outbox's error_detail records it: its kind and scrubbed message (errorForLog). */
+function errorText(err: unknown): string {
+  const e = errorForLog(err);
+  return (e.message ? `${e.type}: ${e.message}` : e.type).slice(0, 300);
 }
 
 /** Starts a dispatcher (main.ts). */
