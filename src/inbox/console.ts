@@ -117,7 +117,7 @@ export function inboxConsole(renderer: Renderer): Router<AppState> {
     const canWrite = can(ctx, 'inbox.reply');
     view(ctx, 'inbox/conversation', {
       title: 'inbox.conversation',
-      c,
+      c: { ...c, thread: c.thread.map((m) => ({ ...m, iso: m.at.toISOString() })) },
       canWrite,
       canFaq: canWrite && can(ctx, 'messages.write'),
       canSeeContact: can(ctx, 'contacts.read'),

@@ -614,10 +614,17 @@ async function replyRow(knex: Knex, conversationId: number, replyId: number): Pr
   return r as Record<string, unknown>;
 }
 
-/** Candidate keywords: the longest distinct words of the question that are not reserved words. */
+/** Words that say little about what a question is about (greetings, question words), in the line's languages. */
+const FILLER = new Set([
+  'HOLA', 'BUENAS', 'BUENOS', 'GRACIAS', 'FAVOR', 'DONDE', 'CUANDO', 'COMO', 'CUANTO', 'CUANTOS', 'CUANTAS', 'PORQUE', 'QUIERO', 'QUISIERA', 'PUEDO', 'PUEDE',
+  'TENGO', 'TIENE', 'SABER', 'ESTA', 'ESTE', 'ESTO', 'PARA', 'SOBRE', 'HELLO', 'THANKS', 'THANK', 'PLEASE', 'WHERE', 'WHEN', 'WHAT', 'WHICH', 'WANT', 'HAVE',
+  'WOULD', 'COULD', 'KNOW', 'ABOUT', 'THIS', 'THAT', 'OLA', 'OBRIGADO', 'OBRIGADA', 'ONDE', 'QUANDO', 'BONJOUR', 'MERCI', 'QUAND',
+]);
+
+/** Candidate keywords: the longest distinct words of the question that are neither reserved words nor filler. */
 export function keywordsFrom(question: string | null, max = 3): string[] {
   const reserved = reservedWords();
-  const words = [...new Set(normaliseKeyword(question).split(' '))].filter((w) => [...w].length >= 4 && !/^\d+$/.test(w) && !reserved.has(w));
+  const words = [...new Set(normaliseKeyword(question).split(' '))].filter((w) => [...w].length >= 4 && !/^\d+$/.test(w) && !reserved.has(w) && !FILLER.has(w));
   return words.sort((a, b) => [...b].length - [...a].length).slice(0, max);
 }
 

@@ -29,6 +29,8 @@ describe('roles on a sample of routes', () => {
     ['GET', '/api/v1/staff/users', 'staff.manage'],
     ['GET', '/api/v1/tokens', 'staff.manage'],
     ['GET', '/api/v1/audit', 'audit.read'],
+    ['GET', '/api/v1/inbox', 'inbox.read'],
+    ['GET', '/api/v1/inbox/topics', 'inbox.read'],
   ];
   for (const [method, path, permission] of apiRoutes) {
     for (const role of ROLES) {
@@ -45,6 +47,7 @@ describe('roles on a sample of routes', () => {
     ['/staff/users', 'staff.manage'],
     ['/staff/tokens', 'staff.manage'],
     ['/audit', 'audit.read'],
+    ['/inbox', 'inbox.read'],
     ['/', ''],
   ];
   for (const [path, permission] of consolePages) {
@@ -56,6 +59,11 @@ describe('roles on a sample of routes', () => {
       });
     }
   }
+
+  it('the roles that answer people hold the inbox; cash teams and viewers do not', () => {
+    expect(ROLES.filter((r) => (ROLE_PERMISSIONS[r] as readonly string[]).includes('inbox.read'))).toEqual(['admin', 'editor', 'broadcaster', 'complaints', 'focal_point']);
+    expect(ROLES.filter((r) => (ROLE_PERMISSIONS[r] as readonly string[]).includes('inbox.reply'))).toEqual(['admin', 'editor', 'broadcaster', 'complaints', 'focal_point']);
+  });
 
   it('only a focal point holds the sensitive-complaints permission; admin does not', () => {
     const holders = ROLES.filter((r) => (ROLE_PERMISSIONS[r] as readonly string[]).includes('complaints.sensitive'));
