@@ -179,15 +179,10 @@ export async function routeStored(services: RouterServices, steps: readonly Name
     await knex('inbound_messages').where('id', id).update({ handled_at: null, route: null });
     throw err;
   }
-  if (route === 'inbox') {
-    // The staff inbox's conversation opens (or reopens) with the route, in one transaction.
-    await knex.transaction(async (trx) => {
-      await trx('inbound_messages').where('id', id).update({ route });
-      await noteUnhandled(trx, { messageId: id, contactId: ctx.contact.id, addressId: ctx.address.id, receivedAt: ctx.message.receivedAt, error: false });
-    });
-  } else {
-    await knex('inbound_messages').where('id', id).update({ route });
-  }
+  // The staff inbox's conversation opens (or reopens) first: should the process die before the route
+  // is recorded, the message is routed again and the (idempotent) opening repeated.
+  if (route === 'inbox') await noteUnhandled(knex, { messageId: id, contactId: ctx.contact.id, addressId: ctx.address.id, receivedAt: ctx.message.receivedAt, error: false });
+  await knex('inbound_messages').where('id', id).update({ route });
   return route;
 }
 

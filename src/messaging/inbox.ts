@@ -5,8 +5,8 @@
  *
  * Every message routed to `inbox` (by this step or by a psychosocial handoff) and every message set
  * aside as `error` by the inbound worker opens its contact's conversation in `inbox_conversations`,
- * or reopens it when staff had closed it (`noteUnhandled`, in the transaction that records the
- * route). Staff work the conversations through src/inbox/.
+ * or reopens it when staff had closed it (`noteUnhandled`, just before the route is recorded). Staff
+ * work the conversations through src/inbox/.
  */
 import type { Knex } from '../db/orm.js';
 import { toDate, toInt } from '../db/values.js';
@@ -45,43 +45,36 @@ export interface UnhandledMessage {
 }
 
 /**
- * Opens the contact's conversation for an unhandled message, or reopens a closed one (unclaimed, as
- * closing left it). The newest message decides where replies go. A message that arrives while a
- * psychosocial red handoff is open, or (set aside as `error`) while a complaint intake is in progress,
- * restricts the conversation to holders of complaints.sensitive, for good.
+ * The upsert behind noteUnhandled, written once (the same text on SQLite and PostgreSQL, so SQLite's
+ * statement cache keeps it prepared): the newest message decides where replies go; a closed
+ * conversation opens again, unclaimed as closing left it, with its error flag from this message.
  */
-export async function noteUnhandled(trx: Knex, m: UnhandledMessage): Promise<void> {
+const UPSERT = `INSERT INTO inbox_conversations (contact_id, status, last_message_id, last_message_at, last_address_id, opened_at, has_error, restricted, rumour, updated_at)
+VALUES (?, 'open', ?, ?, ?, ?, ?,
+  EXISTS (SELECT 1 FROM pss_triage WHERE contact_id = ? AND handoff_open = ?) OR (? AND EXISTS (SELECT 1 FROM complaint_intakes WHERE contact_id = ?)),
+  false, ?)
+ON CONFLICT (contact_id) DO UPDATE SET
+  status = 'open',
+  last_message_id = CASE WHEN excluded.last_message_id > inbox_conversations.last_message_id THEN excluded.last_message_id ELSE inbox_conversations.last_message_id END,
+  last_message_at = CASE WHEN excluded.last_message_id > inbox_conversations.last_message_id THEN excluded.last_message_at ELSE inbox_conversations.last_message_at END,
+  last_address_id = CASE WHEN excluded.last_message_id > inbox_conversations.last_message_id OR inbox_conversations.last_address_id IS NULL THEN excluded.last_address_id ELSE inbox_conversations.last_address_id END,
+  opened_at = CASE WHEN inbox_conversations.status = 'closed' THEN excluded.opened_at ELSE inbox_conversations.opened_at END,
+  has_error = CASE WHEN inbox_conversations.status = 'closed' OR excluded.has_error THEN excluded.has_error ELSE inbox_conversations.has_error END,
+  restricted = CASE WHEN excluded.restricted THEN excluded.restricted ELSE inbox_conversations.restricted END,
+  closed_at = CASE WHEN inbox_conversations.status = 'closed' THEN NULL ELSE inbox_conversations.closed_at END,
+  closed_by_label = CASE WHEN inbox_conversations.status = 'closed' THEN NULL ELSE inbox_conversations.closed_by_label END,
+  updated_at = excluded.updated_at`;
+
+/**
+ * Opens the contact's conversation for an unhandled message, or reopens a closed one. A message that
+ * arrives while a psychosocial red handoff is open, or (set aside as `error`) while a complaint
+ * intake is in progress, restricts the conversation to holders of complaints.sensitive, for good.
+ * One statement, idempotent: the router runs it before it records the route, so a crash in between
+ * routes the message again (after the stale-claim delay) and opens nothing twice.
+ */
+export async function noteUnhandled(knex: Knex, m: UnhandledMessage): Promise<void> {
   const now = new Date();
-  const restricted = m.error
-    ? trx.raw('(EXISTS (SELECT 1 FROM pss_triage WHERE contact_id = ? AND handoff_open = ?) OR EXISTS (SELECT 1 FROM complaint_intakes WHERE contact_id = ?))', [m.contactId, true, m.contactId])
-    : trx.raw('EXISTS (SELECT 1 FROM pss_triage WHERE contact_id = ? AND handoff_open = ?)', [m.contactId, true]);
-  const newer = 'excluded.last_message_id > inbox_conversations.last_message_id';
-  await trx('inbox_conversations')
-    .insert({
-      contact_id: m.contactId,
-      status: 'open',
-      last_message_id: m.messageId,
-      last_message_at: m.receivedAt,
-      last_address_id: m.addressId,
-      opened_at: now,
-      has_error: m.error,
-      restricted,
-      rumour: false,
-      updated_at: now,
-    })
-    .onConflict('contact_id')
-    .merge({
-      status: 'open',
-      last_message_id: trx.raw(`CASE WHEN ${newer} THEN excluded.last_message_id ELSE inbox_conversations.last_message_id END`),
-      last_message_at: trx.raw(`CASE WHEN ${newer} THEN excluded.last_message_at ELSE inbox_conversations.last_message_at END`),
-      last_address_id: trx.raw(`CASE WHEN ${newer} OR inbox_conversations.last_address_id IS NULL THEN excluded.last_address_id ELSE inbox_conversations.last_address_id END`),
-      opened_at: trx.raw("CASE WHEN inbox_conversations.status = 'closed' THEN excluded.opened_at ELSE inbox_conversations.opened_at END"),
-      has_error: trx.raw("CASE WHEN inbox_conversations.status = 'closed' OR excluded.has_error THEN excluded.has_error ELSE inbox_conversations.has_error END"),
-      restricted: trx.raw('CASE WHEN excluded.restricted THEN excluded.restricted ELSE inbox_conversations.restricted END'),
-      closed_at: trx.raw("CASE WHEN inbox_conversations.status = 'closed' THEN NULL ELSE inbox_conversations.closed_at END"),
-      closed_by_label: trx.raw("CASE WHEN inbox_conversations.status = 'closed' THEN NULL ELSE inbox_conversations.closed_by_label END"),
-      updated_at: now,
-    });
+  await knex.raw(UPSERT, [m.contactId, m.messageId, m.receivedAt, m.addressId, now, m.error, m.contactId, true, m.error, m.contactId, now]);
 }
 
 /** noteUnhandled for a stored message known by its id (the inbound worker's `error` path). */
