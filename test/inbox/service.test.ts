@@ -137,6 +137,24 @@ describe('which conversations the inbox lists', () => {
     const seen = (await listConversations(s.db, users.focal, {})).data.find((c) => c.id === id);
     expect(seen).toMatchObject({ restricted: true });
   });
+
+  it('a message set aside during a complaint intake is shown only to focal points (it may be a sensitive narrative)', async () => {
+    const phone = newPhone();
+    expect(await say(phone, 'QUEJA')).toBe('complaint');
+    const contactId = await contactOf(phone);
+    expect(await s.db.knex('complaint_intakes').where('contact_id', contactId).first('id')).toBeDefined();
+    await storeInbound(s, [msg(phone, 'el voluntario me pidió dinero')]);
+    const failing = [{ stage: 'global' as const, name: 'broken', step: async () => { throw new Error('broken step'); } }];
+    const worker = startInboundWorker(s, { steps: failing, maxFailures: 1, sweepMs: 60_000 });
+    await worker.kick();
+    await worker.stop();
+    const id = await conversationOf(contactId);
+    expect((await listConversations(s.db, users.ben, {})).data.map((c) => c.id)).not.toContain(id);
+    expect((await refusal(getConversation(s.db, users.ben, id))).status).toBe(404);
+    expect(await getConversation(s.db, users.focal, id)).toMatchObject({ restricted: true, hasError: true });
+    // The intake's own messages are never part of the thread.
+    expect((await getConversation(s.db, users.focal, id)).thread.map((t) => t.text)).toEqual(['el voluntario me pidió dinero']);
+  });
 });
 
 describe('claims', () => {
