@@ -503,6 +503,7 @@ export class Dispatcher {
 
   // ── sending ─────────────────────────────────────────────────────────────────────────────────
 
+  /** The next task once one is ready (a worker takes a ready task without calling this). */
   private async nextTask(): Promise<Task | null> {
     for (;;) {
       const t = this.ready.pop();
@@ -519,7 +520,7 @@ export class Dispatcher {
    */
   private async work(): Promise<void> {
     for (;;) {
-      let task: Task | undefined = (await this.nextTask()) ?? undefined;
+      let task: Task | undefined = this.ready.pop() ?? (await this.nextTask()) ?? undefined;
       if (!task) return;
       if (this.ready.length === this.lowWater) this.wake();
       const contactId = task.row.contactId;
@@ -552,7 +553,8 @@ export class Dispatcher {
       if (paused > 2_000) return this.requeue(row, Date.now() + paused);
     }
     if (this.pair && adapter.name === 'whatsapp') {
-      const wait = this.pair.take(address.address);
+      // Keyed by the address's id (one per WhatsApp number or user): cheaper than the text in a large map.
+      const wait = this.pair.take(address.id);
       if (wait > 0) return this.requeue(row, Date.now() + wait);
     }
     const t0 = performance.now();
