@@ -13,7 +13,8 @@
  *              provider's answer; requests on the wire are further bounded by the adapters'
  *              connection pools), a last check of the contact (below), and the one-second rate window,
  *              through the channel adapter; messages to one contact go one after the other;
- *   record     results in batches, one UPDATE per batch (dispatcher-sql.ts `writeResults`).
+ *   record     results in batches, one write per batch (dispatcher-sql.ts `writeResults`: one UPDATE on
+ *              PostgreSQL, one transaction on SQLite).
  *
  * Who may receive what (checked when the batch is prepared, and again right before each request):
  *   - the contact is active, not erased, and holds consent (consent_state granted) for the row's
