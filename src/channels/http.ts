@@ -10,7 +10,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { ProviderError } from './types.js';
 
 export interface HttpOptions {
-  /** Connections per origin (default 64). */
+  /** Connections per origin (default 64; the channel registry passes DISPATCH_CONCURRENCY). */
   connections?: number;
   /** Milliseconds to wait for the provider's answer (default 20,000). */
   timeoutMs?: number;

@@ -41,9 +41,13 @@ export interface BuildOptions {
 }
 
 export function buildChannels(config: Config, opts: BuildOptions = {}): ChannelRegistry {
-  const whatsapp = WhatsAppChannel.fromConfig(config, opts.http, opts.rates?.whatsapp);
-  const twilio = TwilioChannel.fromConfig(config, opts.http, opts.rates?.twilio);
-  const africastalking = AfricasTalkingChannel.fromConfig(config, opts.http, opts.rates?.africastalking);
+  // As many connections per provider as the dispatcher has requests going at once (opened only
+  // when needed): a message that passed its last check goes onto a connection at once instead of
+  // waiting in the pool's queue, where a STOP could land before it leaves.
+  const http: HttpOptions = { connections: config.DISPATCH_CONCURRENCY, ...opts.http };
+  const whatsapp = WhatsAppChannel.fromConfig(config, http, opts.rates?.whatsapp);
+  const twilio = TwilioChannel.fromConfig(config, http, opts.rates?.twilio);
+  const africastalking = AfricasTalkingChannel.fromConfig(config, http, opts.rates?.africastalking);
   const store = new SimulatorStore();
   const simRate = opts.rates?.simulator;
   const simulator = {

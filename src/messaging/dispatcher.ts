@@ -10,8 +10,8 @@
  *   send       each message after the channel's rate limiter gives its tokens (an SMS costs one per
  *              segment; replies are served before surveys before broadcasts), then with bounded
  *              concurrency (at most DISPATCH_CONCURRENCY messages between their last check and the
- *              provider's answer; requests on the wire are further bounded by the adapters'
- *              connection pools), a last check of the contact (below), and the one-second rate window,
+ *              provider's answer; the adapters open as many connections, so a checked request never
+ *              queues for one), a last check of the contact (below), and the one-second rate window,
  *              through the channel adapter; messages to one contact go one after the other;
  *   record     results in batches, one write per batch (dispatcher-sql.ts `writeResults`: one UPDATE on
  *              PostgreSQL, one transaction on SQLite).
@@ -28,8 +28,9 @@
  * the one-second rate window then made the request wait), so a STOP stored before that check stops
  * the message.
  * What remains is a request that passed the check before the STOP was stored: it is already on its
- * way to the provider (a millisecond on loopback) when the STOP lands — sent before the STOP, not
- * after. Closing even that would need the STOP to wait for requests in flight (a row lock held
+ * way to the provider (written to its own connection at once: the adapters' pools have a
+ * connection for every request the dispatcher may have going) when the STOP lands — sent before
+ * the STOP, not after. Closing even that would need the STOP to wait for requests in flight (a row lock held
  * across the HTTP call), which would stall inbound webhooks behind provider latency.
  *
  * Errors (as the adapters classify them, src/channels/types.ts):
